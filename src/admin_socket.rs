@@ -1,0 +1,103 @@
+//! The local admin socket: a running server listens on `<data_dir>/admin.sock` (mode 0600)
+//! so CLI commands can reach the data while the server holds the redb file. One JSON line
+//! in, one JSON line out.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::error::{AppError, Code};
+use crate::service::Services;
+use crate::service::admin::AdminRequest;
+
+pub const SOCKET_FILE: &str = "admin.sock";
+const MAX_LINE: u64 = 1024 * 1024;
+
+pub fn path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET_FILE)
+}
+
+/// Binds the socket. Only called while holding the store's lock, so a socket file left
+/// by a crashed server can be replaced safely.
+pub fn bind(data_dir: &Path) -> std::io::Result<UnixListener> {
+    let p = path(data_dir);
+    let _ = std::fs::remove_file(&p);
+    let listener = UnixListener::bind(&p)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(listener)
+}
+
+pub async fn run(listener: UnixListener, services: Arc<Services>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let services = services.clone();
+        tokio::spawn(async move {
+            if let Err(e) = handle(stream, services).await {
+                tracing::warn!(error = %e, "admin socket connection failed");
+            }
+        });
+    }
+}
+
+async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_LINE)).read_line(&mut line).await?;
+    let answer = match serde_json::from_str::<AdminRequest>(&line) {
+        Ok(req) => {
+            tracing::info!(command = ?std::mem::discriminant(&req), "admin command over the socket");
+            match services.admin(req).await {
+                Ok(v) => json!({"ok": true, "result": v}),
+                Err(e) => json!({"ok": false, "error": e.body(false)["error"]}),
+            }
+        }
+        Err(e) => json!({"ok": false, "error": {"code": "BAD_REQUEST", "message": e.to_string()}}),
+    };
+    let mut out = answer.to_string();
+    out.push('\n');
+    write.write_all(out.as_bytes()).await?;
+    write.shutdown().await
+}
+
+/// Sends a request to the server holding `data_dir`, or None when no server answers there.
+pub async fn call(data_dir: &Path, req: &AdminRequest) -> Option<Result<Value, AppError>> {
+    let stream = UnixStream::connect(path(data_dir)).await.ok()?;
+    Some(exchange(stream, req).await)
+}
+
+async fn exchange(stream: UnixStream, req: &AdminRequest) -> Result<Value, AppError> {
+    let io = |e: std::io::Error| AppError::internal(format!("admin socket: {e}"));
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(req).map_err(|e| AppError::internal(e.to_string()))?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await.map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(read.take(64 * MAX_LINE)).read_line(&mut answer).await.map_err(io)?;
+    let v: Value = serde_json::from_str(&answer)
+        .map_err(|e| AppError::internal(format!("admin socket answered garbage: {e}")))?;
+    if v["ok"].as_bool() == Some(true) {
+        return Ok(v["result"].clone());
+    }
+    let code = v["error"]["code"].as_str().unwrap_or("INTERNAL").to_string();
+    let message = v["error"]["message"].as_str().unwrap_or("unknown error").to_string();
+    Err(AppError { code: code_from_str(&code), message, details: v["error"].get("details").cloned() })
+}
+
+fn code_from_str(s: &str) -> Code {
+    use Code::*;
+    [
+        BadJson, BadRequest, UnsupportedMediaType, PayloadTooLarge, Unauthorized, InvalidCredentials,
+        InvalidSiteKey, Forbidden, RegistrationClosed, RouteNotFound, MethodNotAllowed, UserNotFound,
+        ExpNotFound, ApiKeyNotFound, AssignmentNotFound, EmailTaken, InvalidTransition, ExpNotRunning,
+        ExpNotDraft, ValidationFailed, RateLimited, StateUnreadable, ServerBusy, Internal,
+    ]
+    .into_iter()
+    .find(|c| c.as_str() == s)
+    .unwrap_or(Internal)
+}

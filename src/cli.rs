@@ -1,0 +1,437 @@
+//! The command line: `samplit serve` (the default) and the admin commands. Admin commands
+//! go to the running server over its admin socket when there is one, and open the data
+//! dir themselves when there is not; the user types the same thing either way.
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::Value;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::admin_socket;
+use crate::config::{Config, Loaded, Overrides};
+use crate::error::AppError;
+use crate::service::Services;
+use crate::service::admin::AdminRequest;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "samplit",
+    args_conflicts_with_subcommands = true,
+    version,
+    about = "Self-hosted experimentation server: A/B and multi-element tests with adaptive allocation",
+    after_help = "Examples:\n  samplit                          serve on 127.0.0.1:8000 with data in ./data\n  samplit serve --bind 0.0.0.0:8080 --data-dir /var/lib/samplit\n  samplit user create --email you@example.com\n  samplit experiment list"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct DataArgs {
+    /// Data directory (default ./data; setting server.data_dir)
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Config file (default ./samplit.toml when present)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8000; setting server.bind)
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<String>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the server (the default when no command is given)
+    #[command(after_help = "Example:\n  samplit serve --bind 127.0.0.1:8000 --data-dir ./data")]
+    Serve(ServeArgs),
+    /// Manage user accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect experiments
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
+    /// Show the resolved configuration
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Exit 0 when the server answers /health (for container health checks)
+    #[command(after_help = "Example:\n  samplit healthcheck --bind 127.0.0.1:8000")]
+    Healthcheck {
+        /// Address of the server (default: server.bind from the config)
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Recount every experiment's records and compare them with its counters
+    #[command(after_help = "Example:\n  samplit check\n  samplit check --experiment 0b6f...")]
+    Check {
+        /// Only this experiment
+        #[arg(long, value_name = "ID")]
+        experiment: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Rebuild bandit state from the assignment and conversion records
+    #[command(after_help = "Examples:\n  samplit repair                     rebuild every state that cannot be read\n  samplit repair --experiment 0b6f...  rebuild this one")]
+    Repair {
+        /// Only this experiment (default: every experiment whose state cannot be read)
+        #[arg(long, value_name = "ID")]
+        experiment: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Manage the bandit-state encryption key
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user (reads the password from stdin when --password is not given)
+    #[command(after_help = "Example:\n  echo 'a long password' | samplit user create --email ana@example.com --role admin")]
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Prefer stdin: a password on the command line shows in the process list
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        /// admin or member (default member; the first user is always admin)
+        #[arg(long)]
+        role: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// List users
+    #[command(after_help = "Example:\n  samplit user list")]
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Set a user's password (reads it from stdin when --password is not given)
+    #[command(after_help = "Example:\n  echo 'new long password' | samplit user set-password --email ana@example.com")]
+    SetPassword {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Set a user's role
+    #[command(after_help = "Example:\n  samplit user set-role --email ana@example.com --role admin")]
+    SetRole {
+        #[arg(long)]
+        email: String,
+        /// admin or member
+        #[arg(long)]
+        role: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ExperimentCommand {
+    /// List every experiment of every user
+    #[command(after_help = "Example:\n  samplit experiment list --status running")]
+    List {
+        /// draft, running, paused or completed
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Show one experiment with its results, as JSON
+    #[command(after_help = "Example:\n  samplit experiment show 0b6f2c1e-...")]
+    Show {
+        id: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print the resolved configuration (defaults < file < environment < flags), secrets redacted
+    #[command(after_help = "Example:\n  SAMPLIT_SERVER__BIND=0.0.0.0:8080 samplit config show")]
+    Show {
+        #[arg(long, value_name = "ADDR")]
+        bind: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Re-encrypt every bandit state under a newly generated key
+    #[command(after_help = "Example:\n  samplit keys rotate")]
+    Rotate {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+/// A command's failure: what to print and the exit code.
+pub struct Failure {
+    pub message: String,
+    pub code: i32,
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure { message: e.to_string(), code: 1 }
+    }
+}
+
+pub fn load_config(data: &DataArgs, bind: Option<String>) -> Result<Loaded, Failure> {
+    let overrides = Overrides { config_file: data.config.clone(), bind, data_dir: data.data_dir.clone() };
+    Ok(Loaded::resolve(&overrides, std::env::vars())?)
+}
+
+fn read_password(given: Option<String>) -> Result<String, Failure> {
+    if let Some(p) = given {
+        return Ok(p);
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("Password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+/// Runs an admin request against the server that holds the data dir, or in-process.
+pub async fn admin(data: &DataArgs, req: AdminRequest) -> Result<Value, Failure> {
+    let loaded = load_config(data, None)?;
+    let dir = loaded.config.data_dir().to_path_buf();
+    if let Some(answer) = admin_socket::call(&dir, &req).await {
+        return answer.map_err(app_failure);
+    }
+    let services = match Services::open(loaded.config).await {
+        Ok(s) => s,
+        Err(e) => return Err(e.into()),
+    };
+    let result = services.admin(req).await;
+    services.shutdown().await;
+    result.map_err(app_failure)
+}
+
+fn app_failure(e: AppError) -> Failure {
+    Failure { message: format!("{} ({})", e.message, e.code.as_str()), code: if e.status() < 500 { 2 } else { 1 } }
+}
+
+pub fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+}
+
+fn table(rows: &[Vec<String>]) {
+    let cols = rows.first().map(Vec::len).unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for r in rows {
+        let line: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
+    match cmd {
+        Command::User(UserCommand::Create { email, password, name, role, data }) => {
+            let password = read_password(password)?;
+            let v = admin(&data, AdminRequest::UserCreate { email, password, name, role }).await?;
+            println!("created {} ({}) id {}", s(&v["email"]), s(&v["role"]), s(&v["id"]));
+        }
+        Command::User(UserCommand::List { data }) => {
+            let v = admin(&data, AdminRequest::UserList).await?;
+            let mut rows = vec![vec!["EMAIL".into(), "ROLE".into(), "NAME".into(), "CREATED".into(), "ID".into()]];
+            for u in v["items"].as_array().into_iter().flatten() {
+                rows.push(vec![s(&u["email"]), s(&u["role"]), s(&u["name"]), s(&u["created_at"]), s(&u["id"])]);
+            }
+            table(&rows);
+        }
+        Command::User(UserCommand::SetPassword { email, password, data }) => {
+            let password = read_password(password)?;
+            let v = admin(&data, AdminRequest::UserSetPassword { email, password }).await?;
+            println!("password changed for {}", s(&v["email"]));
+        }
+        Command::User(UserCommand::SetRole { email, role, data }) => {
+            let v = admin(&data, AdminRequest::UserSetRole { email, role }).await?;
+            println!("{} is now {}", s(&v["email"]), s(&v["role"]));
+        }
+        Command::Experiment(ExperimentCommand::List { status, data }) => {
+            let v = admin(&data, AdminRequest::ExperimentList { status }).await?;
+            let mut rows = vec![["ID", "NAME", "TYPE", "ALLOCATION", "STATUS", "VISITORS", "CONVERSIONS"]
+                .iter()
+                .map(|h| h.to_string())
+                .collect::<Vec<_>>()];
+            for e in v["items"].as_array().into_iter().flatten() {
+                let status = if e["archived"] == Value::Bool(true) {
+                    format!("{} (archived)", s(&e["status"]))
+                } else {
+                    s(&e["status"])
+                };
+                rows.push(vec![s(&e["id"]), s(&e["name"]), s(&e["type"]), s(&e["allocation"]), status,
+                               s(&e["visitors"]), s(&e["conversions"])]);
+            }
+            if rows.len() == 1 {
+                println!("no experiments");
+            } else {
+                table(&rows);
+            }
+        }
+        Command::Experiment(ExperimentCommand::Show { id, data }) => {
+            print_json(&admin(&data, AdminRequest::ExperimentShow { id }).await?);
+        }
+        Command::Check { experiment, data } => {
+            let v = admin(&data, AdminRequest::Check { experiment }).await?;
+            for row in v["experiments"].as_array().into_iter().flatten() {
+                let verdict = if row["ok"] == Value::Bool(true) { "ok" } else { "MISMATCH" };
+                match row.get("error") {
+                    Some(e) => println!("{}  ERROR  {}", s(&row["experiment"]), s(e)),
+                    None => println!(
+                        "{}  {verdict}  {} visitors, {} conversions",
+                        s(&row["experiment"]),
+                        s(&row["visitors"]),
+                        s(&row["conversions"])
+                    ),
+                }
+            }
+            if v["ok"] != Value::Bool(true) {
+                return Err(Failure {
+                    message: "counters disagree with the records: run `samplit repair --experiment ID`".into(),
+                    code: 3,
+                });
+            }
+            println!("all counters match the stored records");
+        }
+        Command::Repair { experiment, data } => {
+            let v = admin(&data, AdminRequest::Repair { experiment }).await?;
+            let rows = v["repaired"].as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                println!("nothing to repair: every state is readable");
+            }
+            for r in rows {
+                println!("rebuilt {}: {} visitors, {} conversions", s(&r["experiment"]), s(&r["visitors"]), s(&r["conversions"]));
+            }
+        }
+        Command::Keys(KeysCommand::Rotate { data }) => {
+            let v = admin(&data, AdminRequest::KeysRotate).await?;
+            println!("re-encrypted {} bandit states under a new key", s(&v["states"]));
+        }
+        Command::Config(ConfigCommand::Show { bind, data }) => {
+            let loaded = load_config(&data, bind)?;
+            match &loaded.file {
+                Some(f) => println!("# config file: {}", f.display()),
+                None => println!("# config file: none (defaults and environment)"),
+            }
+            print!("{}", loaded.config.redacted_toml());
+        }
+        Command::Healthcheck { bind, data } => {
+            let loaded = load_config(&data, bind)?;
+            healthcheck(&loaded.config)?;
+            println!("ok");
+        }
+        Command::Serve(_) => unreachable!("serve is dispatched by main"),
+    }
+    Ok(())
+}
+
+/// GET /health over a plain socket: no HTTP client needed for one request.
+fn healthcheck(config: &Config) -> Result<(), Failure> {
+    use std::io::{Read, Write};
+    let addr: std::net::SocketAddr = config.server.bind.parse()?;
+    let addr = if addr.ip().is_unspecified() {
+        std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("no server at {addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(stream, "GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")?;
+    let mut buf = String::new();
+    let _ = stream.read_to_string(&mut buf);
+    if buf.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(format!("unhealthy: {}", buf.lines().next().unwrap_or("no answer")).into())
+    }
+}
+
+/// `samplit serve`: open the data dir (failing at once if another server holds it), bind,
+/// print where things are, serve until SIGINT or SIGTERM, then drain.
+pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
+    let loaded = load_config(&args.data, args.bind.clone())?;
+    let config = loaded.config.clone();
+    let bind = config.server.bind.clone();
+    let data_dir = config.data_dir().to_path_buf();
+    let services = Services::open(config).await?;
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    let addr = listener.local_addr()?;
+    services.set_listen_addr(addr);
+    let socket = admin_socket::bind(&data_dir).map_err(|e| format!("cannot create the admin socket: {e}"))?;
+    tokio::spawn(admin_socket::run(socket, services.clone()));
+
+    let shown = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    match &loaded.file {
+        Some(f) => println!("samplit: config file {}", shown(f).display()),
+        None => println!("samplit: no config file (defaults and SAMPLIT_* environment)"),
+    }
+    println!("samplit: data in {}", shown(&data_dir).display());
+    println!("samplit: listening on http://{addr} — open {} in a browser", services.public_url());
+    if addr.ip().is_unspecified() && loaded.config.server.public_url.is_empty() {
+        println!("samplit: hint: set server.public_url so snippets point at an address browsers can reach");
+    }
+
+    let result = crate::http::serve(services.clone(), listener, shutdown_signal()).await;
+    tracing::info!("shutting down: finishing the batch being committed");
+    services.shutdown().await;
+    let _ = std::fs::remove_file(admin_socket::path(&data_dir));
+    drop(Arc::clone(&services));
+    result.map_err(Failure::from)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

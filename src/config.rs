@@ -1,0 +1,437 @@
+//! Settings, resolved in exactly one place: defaults < samplit.toml < SAMPLIT_* environment
+//! < command-line flags. Every key a layer names must exist in the defaults, so a typo is an
+//! error that names the key and where it came from instead of a silently ignored setting.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use toml::{Table, Value};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub state: StateConfig,
+    pub limits: LimitsConfig,
+    pub engine: EngineConfig,
+    pub writer: WriterConfig,
+    pub webhooks: WebhooksConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    pub mode: Mode,
+    pub bind: String,
+    pub data_dir: PathBuf,
+    /// Base URL that snippets point at; empty means `http://{bind}`.
+    pub public_url: String,
+    pub body_limit_bytes: usize,
+    /// Origins allowed to call the tracker endpoints; `["*"]` allows any.
+    pub tracker_cors_origins: Vec<String>,
+    /// Origins allowed to call the management API from a browser; empty allows same-origin only.
+    pub api_cors_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub open_registration: bool,
+    /// HS256 signing key; empty means generated into `<data_dir>/jwt.key` on first start.
+    pub jwt_secret: String,
+    pub token_ttl_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// 64 hex characters (AES-256); empty means generated into `<data_dir>/state.key`.
+    pub encryption_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    pub tracker_per_ip: u32,
+    pub tracker_per_site: u32,
+    pub api_per_token: u32,
+    pub login_per_ip: u32,
+    pub simulate_per_ip: u32,
+    pub context_max_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Minimum share of traffic each arm of an adaptive experiment keeps.
+    pub floor: f64,
+    /// Equal weights until every arm has this many visitors.
+    pub burn_in: u64,
+    /// Least time between two weight refreshes of one experiment.
+    pub refresh_interval_ms: u64,
+    /// Expected-loss threshold (absolute conversion rate) for the recommendation.
+    pub loss_threshold: f64,
+    /// Visitors per arm before a winner may be declared.
+    pub min_sample: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriterConfig {
+    /// Most records committed in one transaction.
+    pub max_batch: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhooksConfig {
+    pub allow_private: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `samplit=debug`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig {
+                mode: Mode::Development,
+                bind: "127.0.0.1:8000".into(),
+                data_dir: PathBuf::from("./data"),
+                public_url: String::new(),
+                body_limit_bytes: 1024 * 1024,
+                tracker_cors_origins: vec!["*".into()],
+                api_cors_origins: vec![],
+            },
+            auth: AuthConfig {
+                open_registration: false,
+                jwt_secret: String::new(),
+                token_ttl_secs: 86_400,
+            },
+            state: StateConfig { encryption_key: String::new() },
+            limits: LimitsConfig {
+                tracker_per_ip: 100,
+                tracker_per_site: 2000,
+                api_per_token: 50,
+                login_per_ip: 10,
+                simulate_per_ip: 10,
+                context_max_bytes: 4096,
+            },
+            engine: EngineConfig {
+                floor: 0.01,
+                burn_in: 0,
+                refresh_interval_ms: 100,
+                loss_threshold: 0.001,
+                min_sample: 100,
+            },
+            writer: WriterConfig { max_batch: 2048 },
+            webhooks: WebhooksConfig { allow_private: false },
+            log: LogConfig { level: "info".into(), format: "text".into() },
+        }
+    }
+}
+
+/// What the command line may override; `None` leaves the lower layers alone.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The resolved settings and where they came from, for the start-up banner.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("unknown setting `{key}` in {origin}")]
+    UnknownKey { key: String, origin: String },
+    #[error("setting `{key}` from {origin}: {message}")]
+    Invalid { key: String, origin: String, message: String },
+}
+
+impl Loaded {
+    /// Resolves the four layers. `env` is passed in so tests need not touch the process.
+    pub fn resolve(
+        overrides: &Overrides,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Loaded, ConfigError> {
+        let defaults = Value::try_from(Config::default()).map_err(|e| ConfigError::Invalid {
+            key: "*".into(),
+            origin: "defaults".into(),
+            message: e.to_string(),
+        })?;
+        let Value::Table(defaults) = defaults else { unreachable!("Config serializes to a table") };
+        let mut merged = defaults.clone();
+
+        let file = match &overrides.config_file {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from("samplit.toml")).filter(|p| p.is_file()),
+        };
+        if let Some(path) = &file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            let table: Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: path.clone(),
+                message: e.message().to_string(),
+            })?;
+            merge(&mut merged, &defaults, table, "", &path.display().to_string())?;
+        }
+
+        let mut env_table = Table::new();
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix("SAMPLIT_") else { continue };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            let key = path.join(".");
+            let Some(default) = lookup(&defaults, &path) else {
+                return Err(ConfigError::UnknownKey { key, origin: format!("environment {name}") });
+            };
+            insert(&mut env_table, &path, coerce(&raw, default));
+        }
+        merge(&mut merged, &defaults, env_table, "", "the environment")?;
+
+        let mut cli = Table::new();
+        if let Some(b) = &overrides.bind {
+            insert(&mut cli, &["server".into(), "bind".into()], Value::String(b.clone()));
+        }
+        if let Some(d) = &overrides.data_dir {
+            let d = d.display().to_string();
+            insert(&mut cli, &["server".into(), "data_dir".into()], Value::String(d));
+        }
+        merge(&mut merged, &defaults, cli, "", "the command line")?;
+
+        let config: Config =
+            serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
+                ConfigError::Invalid {
+                    key: e.path().to_string(),
+                    origin: "the merged configuration".into(),
+                    message: e.inner().to_string(),
+                }
+            })?;
+        config.validate()?;
+        Ok(Loaded { config, file })
+    }
+}
+
+impl Config {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| ConfigError::Invalid {
+            key: key.into(),
+            origin: "the configuration".into(),
+            message: message.into(),
+        };
+        if self.server.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(bad("server.bind", "must be an address such as 127.0.0.1:8000"));
+        }
+        if !(0.0..0.5).contains(&self.engine.floor) {
+            return Err(bad("engine.floor", "must be in [0, 0.5)"));
+        }
+        if !(self.engine.loss_threshold > 0.0 && self.engine.loss_threshold < 1.0) {
+            return Err(bad("engine.loss_threshold", "must be in (0, 1)"));
+        }
+        if self.writer.max_batch == 0 {
+            return Err(bad("writer.max_batch", "must be at least 1"));
+        }
+        if self.server.body_limit_bytes < 1024 {
+            return Err(bad("server.body_limit_bytes", "must be at least 1024"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(bad("log.format", "must be `text` or `json`"));
+        }
+        Ok(())
+    }
+
+    pub fn production(&self) -> bool {
+        self.server.mode == Mode::Production
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.server.data_dir
+    }
+
+    /// The base URL that snippets and the banner use.
+    pub fn public_url(&self) -> String {
+        if self.server.public_url.is_empty() {
+            format!("http://{}", self.server.bind)
+        } else {
+            self.server.public_url.trim_end_matches('/').to_string()
+        }
+    }
+
+    /// The resolved settings as TOML with every secret replaced, for `samplit config show`.
+    pub fn redacted_toml(&self) -> String {
+        let mut c = self.clone();
+        for s in [&mut c.auth.jwt_secret, &mut c.state.encryption_key] {
+            if !s.is_empty() {
+                *s = "<redacted>".into();
+            }
+        }
+        toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render: {e}"))
+    }
+}
+
+fn lookup<'a>(table: &'a Table, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    let v = table.get(first)?;
+    if rest.is_empty() {
+        return Some(v);
+    }
+    match v {
+        Value::Table(t) => lookup(t, rest),
+        _ => None,
+    }
+}
+
+fn insert(table: &mut Table, path: &[String], value: Value) {
+    let Some((first, rest)) = path.split_first() else { return };
+    if rest.is_empty() {
+        table.insert(first.clone(), value);
+        return;
+    }
+    let entry = table.entry(first.clone()).or_insert_with(|| Value::Table(Table::new()));
+    if let Value::Table(t) = entry {
+        insert(t, rest, value);
+    }
+}
+
+/// An environment value is text; read it as the type the default has, so a string setting
+/// that looks like a number stays a string.
+fn coerce(raw: &str, default: &Value) -> Value {
+    match default {
+        Value::String(_) => Value::String(raw.to_string()),
+        _ => format!("v = {raw}")
+            .parse::<Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .or_else(|| {
+                // Lists may be given bare and comma-separated: SAMPLIT_X__ORIGINS=a,b
+                matches!(default, Value::Array(_)).then(|| {
+                    Value::Array(
+                        raw.split(',')
+                            .map(|s| s.trim())
+                            .filter(|s| !s.is_empty())
+                            .map(|s| Value::String(s.into()))
+                            .collect(),
+                    )
+                })
+            })
+            .unwrap_or_else(|| Value::String(raw.to_string())),
+    }
+}
+
+fn merge(
+    into: &mut Table,
+    defaults: &Table,
+    layer: Table,
+    prefix: &str,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    for (k, v) in layer {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let Some(default) = defaults.get(&k) else {
+            return Err(ConfigError::UnknownKey { key, origin: origin.into() });
+        };
+        match (default, v) {
+            (Value::Table(dt), Value::Table(vt)) => {
+                let Some(Value::Table(target)) = into.get_mut(&k) else {
+                    unreachable!("merged starts as a copy of the defaults")
+                };
+                merge(target, dt, vt, &key, origin)?;
+            }
+            (Value::Table(_), _) => {
+                return Err(ConfigError::Invalid {
+                    key,
+                    origin: origin.into(),
+                    message: "is a section, not a value".into(),
+                });
+            }
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(file: Option<&str>, env: &[(&str, &str)], o: Overrides) -> Result<Config, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = o;
+        if let Some(text) = file {
+            let p = dir.path().join("samplit.toml");
+            std::fs::write(&p, text).unwrap();
+            o.config_file = Some(p);
+        }
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Loaded::resolve(&o, env).map(|l| l.config).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = resolve(None, &[], Overrides::default()).unwrap();
+        assert_eq!(c.server.bind, "127.0.0.1:8000");
+        assert_eq!(c.server.data_dir, PathBuf::from("./data"));
+        assert!(!c.auth.open_registration);
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let file = "[server]\nbind = \"127.0.0.1:9000\"\n[auth]\nopen_registration = false\n";
+        let env = [("SAMPLIT_AUTH__OPEN_REGISTRATION", "true"), ("SAMPLIT_SERVER__BIND", "0.0.0.0:1")];
+        let o = Overrides { bind: Some("127.0.0.1:7".into()), ..Default::default() };
+        let c = resolve(Some(file), &env, o).unwrap();
+        assert!(c.auth.open_registration, "env beats file");
+        assert_eq!(c.server.bind, "127.0.0.1:7", "cli beats env");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = resolve(Some("[server]\nbnid = \"x\"\n"), &[], Overrides::default()).unwrap_err();
+        assert!(e.contains("server.bnid"), "{e}");
+        let e = resolve(None, &[("SAMPLIT_AUTH__NOPE", "1")], Overrides::default()).unwrap_err();
+        assert!(e.contains("auth.nope"), "{e}");
+    }
+
+    #[test]
+    fn env_strings_stay_strings_and_types_are_checked() {
+        let c = resolve(None, &[("SAMPLIT_AUTH__JWT_SECRET", "12345")], Overrides::default());
+        assert_eq!(c.unwrap().auth.jwt_secret, "12345");
+        let e = resolve(None, &[("SAMPLIT_LIMITS__TRACKER_PER_IP", "lots")], Overrides::default());
+        assert!(e.unwrap_err().contains("limits.tracker_per_ip"));
+        let c = resolve(None, &[("SAMPLIT_SERVER__API_CORS_ORIGINS", "http://a,http://b")], Overrides::default());
+        assert_eq!(c.unwrap().server.api_cors_origins, vec!["http://a", "http://b"]);
+    }
+
+    #[test]
+    fn redaction_hides_secrets() {
+        let c = resolve(None, &[("SAMPLIT_AUTH__JWT_SECRET", "topsecretvalue")], Overrides::default());
+        let shown = c.unwrap().redacted_toml();
+        assert!(!shown.contains("topsecretvalue"));
+        assert!(shown.contains("<redacted>"));
+    }
+}

@@ -1,0 +1,80 @@
+//! Traffic weights: the fixed split, or Thompson sampling in its probability-matching form
+//! (each arm's weight is its exact probability of being best, floored). The same code
+//! serves live traffic and the simulator, so the simulator's regret is the engine's.
+
+use super::hashing;
+use super::stats::{self, BetaPosterior};
+
+/// Per-arm counts the allocator needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ArmCounts {
+    pub allocations: u64,
+    pub conversions: u64,
+}
+
+/// Weights with the version each assignment records, so its propensity is reproducible.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weights {
+    pub version: u32,
+    pub w: Vec<f64>,
+}
+
+impl Weights {
+    pub fn equal(k: usize) -> Weights {
+        Weights { version: 0, w: vec![1.0 / k.max(1) as f64; k] }
+    }
+}
+
+/// Mixes `p` with the uniform share so every arm keeps at least `floor`
+/// (`w = floor + (1 - k*floor) * p`); a floor too large for `k` arms gives equal weights.
+pub fn floor_weights(p: &[f64], floor: f64) -> Vec<f64> {
+    let k = p.len() as f64;
+    if floor * k >= 1.0 {
+        return vec![1.0 / k; p.len()];
+    }
+    p.iter().map(|&x| floor + (1.0 - k * floor) * x).collect()
+}
+
+/// The adaptive weights for the current counts: equal during burn-in, otherwise the floored
+/// probability of being best under Beta(1 + c, 1 + n - c) posteriors.
+pub fn adaptive_weights(counts: &[ArmCounts], floor: f64, burn_in: u64) -> Vec<f64> {
+    if counts.iter().any(|c| c.allocations < burn_in) {
+        return vec![1.0 / counts.len().max(1) as f64; counts.len()];
+    }
+    let posts: Vec<BetaPosterior> = counts
+        .iter()
+        .map(|c| BetaPosterior::from_counts(c.allocations, c.conversions))
+        .collect();
+    floor_weights(&stats::prob_best(&posts), floor)
+}
+
+/// One decision: the visitor's hash against the current weights. None: outside coverage.
+#[inline]
+pub fn decide(seed: &str, user_id: &str, weights: &[f64], coverage: f64) -> Option<usize> {
+    hashing::choose(hashing::bucket(seed, user_id), weights, coverage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_keeps_every_arm_alive_and_sums_to_one() {
+        let w = floor_weights(&[1.0, 0.0, 0.0], 0.05);
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert!(w.iter().all(|&x| x >= 0.05 - 1e-15));
+        assert_eq!(floor_weights(&[1.0, 0.0], 0.6), vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn better_arm_gets_more_traffic() {
+        let c = [
+            ArmCounts { allocations: 1000, conversions: 50 },
+            ArmCounts { allocations: 1000, conversions: 80 },
+        ];
+        let w = adaptive_weights(&c, 0.01, 0);
+        assert!(w[1] > 0.9, "{w:?}");
+        let w = adaptive_weights(&c, 0.01, 2000);
+        assert_eq!(w, vec![0.5, 0.5], "burn-in keeps equal weights");
+    }
+}

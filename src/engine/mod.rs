@@ -1,0 +1,8 @@
+//! Pure code, no I/O: the experiment model, bucketing, allocation, statistics, simulation
+//! and state encryption. Tested and benchmarked alone.
+
+pub mod allocator;
+pub mod crypto;
+pub mod hashing;
+pub mod model;
+pub mod stats;

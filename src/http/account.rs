@@ -1,0 +1,187 @@
+//! /auth, /users, /api-keys and /installations.
+
+use axum::Router;
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::{delete, get, post};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::extract::{ApiJson, Auth, ClientIp};
+use super::{ApiResult, AppState};
+use crate::error::{AppError, Code};
+use crate::service::auth::{NewUser, user_json};
+use crate::service::blocking;
+use crate::store::records::Role;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(register))
+        .route("/auth/token", post(token))
+        .route("/auth/me", get(me))
+        .route("/auth/status", get(status))
+        .route("/users", post(create_user).get(list_users))
+        .route("/api-keys", post(create_key).get(list_keys))
+        .route("/api-keys/{id}", delete(revoke_key))
+        .route("/installations", get(installations))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    email: String,
+    password: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+}
+
+async fn register(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    ApiJson(b): ApiJson<RegisterBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    s.limits.login.check(&ip.to_string())?;
+    if b.role.is_some() {
+        return Err(AppError::validation("role", "cannot be chosen when registering"));
+    }
+    let svc = s.services.clone();
+    let u = blocking(move || {
+        svc.create_user(NewUser { email: b.email, password: b.password, name: b.name, role: None }, true)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(user_json(&u))))
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    #[serde(alias = "username")]
+    email: String,
+    password: String,
+}
+
+/// JSON `{email, password}` or the OAuth2 password grant's form `username=&password=`.
+async fn token(State(s): State<AppState>, ClientIp(ip): ClientIp, req: Request) -> ApiResult<Json<Value>> {
+    s.limits.login.check(&ip.to_string())?;
+    let ct = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let body: TokenBody = if ct.starts_with("application/x-www-form-urlencoded") {
+        let limit = s.services.config.server.body_limit_bytes;
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|_| AppError::new(Code::PayloadTooLarge, "the body is too large"))?;
+        let form: Vec<(String, String)> = serde_urlencoded_pairs(&bytes);
+        let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        TokenBody {
+            email: get("username").or_else(|| get("email")).ok_or_else(|| AppError::validation("username", "is required"))?,
+            password: get("password").ok_or_else(|| AppError::validation("password", "is required"))?,
+        }
+    } else {
+        ApiJson::<TokenBody>::from_request(req, &s).await?.0
+    };
+    let svc = s.services.clone();
+    Ok(Json(blocking(move || svc.login(&body.email, &body.password)).await?))
+}
+
+/// Decodes `application/x-www-form-urlencoded` without another dependency: axum's `Form`
+/// would answer rejections in its own format.
+fn serde_urlencoded_pairs(bytes: &[u8]) -> Vec<(String, String)> {
+    fn decode(s: &str) -> String {
+        let s = s.replace('+', " ");
+        let b = s.as_bytes();
+        let mut out = Vec::with_capacity(b.len());
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+    String::from_utf8_lossy(bytes)
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+async fn me(Auth(p): Auth) -> Json<Value> {
+    let mut v = user_json(&p.user);
+    v["site_key"] = json!(p.user.site_key);
+    Json(v)
+}
+
+/// Public: whether the first-run page should offer to create the admin account.
+async fn status(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let n = s.services.store.user_count()?;
+    Ok(Json(json!({"has_users": n > 0, "open_registration": s.services.config.auth.open_registration})))
+}
+
+async fn create_user(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<RegisterBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    p.require_admin()?;
+    let role = match b.role.as_deref() {
+        None => None,
+        Some(r) => Some(Role::parse(r).ok_or_else(|| AppError::validation("role", "must be admin or member"))?),
+    };
+    let svc = s.services.clone();
+    let u = blocking(move || {
+        svc.create_user(NewUser { email: b.email, password: b.password, name: b.name, role }, false)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(user_json(&u))))
+}
+
+async fn list_users(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+    p.require_admin()?;
+    let users: Vec<Value> = s.services.store.users()?.iter().map(user_json).collect();
+    Ok(Json(json!({"items": users, "total": users.len()})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    name: String,
+}
+
+async fn create_key(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<KeyBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(s.services.create_api_key(&p, &b.name)?)))
+}
+
+async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+    Ok(Json(s.services.list_api_keys(&p)?))
+}
+
+async fn revoke_key(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let id = Uuid::parse_str(&id).map_err(|_| AppError::new(Code::ApiKeyNotFound, "no such API key"))?;
+    s.services.revoke_api_key(&p, id)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn installations(State(s): State<AppState>, Auth(p): Auth) -> Json<Value> {
+    Json(s.services.installation(&p))
+}

@@ -1,0 +1,143 @@
+//! /experiments: create, list, read, change, lifecycle, archive and delete.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::extract::{ApiJson, Auth};
+use super::{ApiResult, AppState};
+use crate::engine::model::{ExperimentInput, Transition};
+use crate::error::{AppError, Code};
+use crate::service::experiments::ListQuery;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/experiments", post(create).get(list))
+        .route("/experiments/{id}", get(read).patch(patch).delete(remove))
+        .route("/experiments/{id}/start", post(start))
+        .route("/experiments/{id}/pause", post(pause))
+        .route("/experiments/{id}/resume", post(resume))
+        .route("/experiments/{id}/complete", post(complete))
+}
+
+/// Ids in paths: a malformed one cannot name any experiment, so it is a 404 like any other.
+pub fn exp_id(s: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(s).map_err(|_| AppError::new(Code::ExpNotFound, "experiment not found"))
+}
+
+#[derive(Deserialize)]
+pub struct Page {
+    pub limit: Option<String>,
+    pub offset: Option<String>,
+    pub status: Option<String>,
+}
+
+pub fn paging(p: &Page) -> Result<(usize, usize), AppError> {
+    let num = |field: &str, v: &Option<String>, default: usize, max: usize| -> Result<usize, AppError> {
+        match v {
+            None => Ok(default),
+            Some(s) => s
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| AppError::validation(field, format!("must be a whole number from 0 to {max}"))),
+        }
+    };
+    let limit = num("limit", &p.limit, 50, 500)?;
+    if limit == 0 {
+        return Err(AppError::validation("limit", "must be a whole number from 1 to 500"));
+    }
+    Ok((limit, num("offset", &p.offset, 0, usize::MAX)?))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(input): ApiJson<ExperimentInput>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(s.services.create_experiment(&p, input)?)))
+}
+
+async fn list(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<Page>,
+) -> ApiResult<Json<Value>> {
+    let (limit, offset) = paging(&q)?;
+    Ok(Json(s.services.list_experiments(&p, ListQuery { status: q.status, limit, offset })?))
+}
+
+async fn read(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(s.services.get_experiment(&p, exp_id(&id)?)?))
+}
+
+async fn patch(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(input): ApiJson<ExperimentInput>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.services.patch_experiment(&p, exp_id(&id)?, input)?))
+}
+
+async fn lifecycle(s: &AppState, p: &crate::service::auth::Principal, id: &str, t: Transition, winner: Option<Uuid>) -> ApiResult<Json<Value>> {
+    Ok(Json(s.services.transition(p, exp_id(id)?, t, winner).await?))
+}
+
+async fn start(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    lifecycle(&s, &p, &id, Transition::Start, None).await
+}
+
+async fn pause(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    lifecycle(&s, &p, &id, Transition::Pause, None).await
+}
+
+async fn resume(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    lifecycle(&s, &p, &id, Transition::Resume, None).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CompleteBody {
+    winner_variant_id: Option<Uuid>,
+}
+
+/// The body is optional here, so it is read by hand: empty means no winner.
+async fn complete(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let b: CompleteBody = if body.iter().all(u8::is_ascii_whitespace) {
+        CompleteBody::default()
+    } else {
+        super::extract::parse_json(&body)?
+    };
+    lifecycle(&s, &p, &id, Transition::Complete, b.winner_variant_id).await
+}
+
+#[derive(Deserialize)]
+struct DeleteQuery {
+    hard: Option<String>,
+}
+
+async fn remove(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteQuery>,
+) -> ApiResult<StatusCode> {
+    let hard = match q.hard.as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => return Err(AppError::validation("hard", "must be true or false")),
+    };
+    s.services.delete_experiment(&p, exp_id(&id)?, hard).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,125 @@
+//! Request extractors that speak our error format: JSON bodies (with the content type
+//! checked and the size limited), bearer authentication, and the client address.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use std::net::{IpAddr, SocketAddr};
+
+use super::AppState;
+use crate::error::{AppError, Code};
+use crate::service::auth::Principal;
+
+/// A JSON body for the management API: `application/json` only.
+pub struct ApiJson<T>(pub T);
+
+/// A JSON body for the tracker: `application/json`, or `text/plain` so that browsers can
+/// send it (and `sendBeacon` it) without a CORS preflight.
+pub struct TrackerJson<T>(pub T);
+
+fn media_type(req: &Request) -> Option<String> {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+async fn read_json<T: DeserializeOwned>(req: Request, limit: usize) -> Result<T, AppError> {
+    let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+            || e.to_string().contains("length limit");
+        if too_large {
+            AppError::new(Code::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
+        } else {
+            AppError::new(Code::BadRequest, format!("cannot read the body: {e}"))
+        }
+    })?;
+    parse_json(&bytes)
+}
+
+/// Syntax errors are 400; a well-formed body of the wrong shape is 422 naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_data() {
+            let field = if path == "." { "body".to_string() } else { path };
+            AppError::validation(field, inner.to_string())
+        } else {
+            AppError::new(Code::BadJson, format!("malformed JSON: {inner}"))
+        }
+    })
+}
+
+fn unsupported(allowed: &str) -> AppError {
+    AppError::new(Code::UnsupportedMediaType, format!("the body must be sent as {allowed}"))
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+        if media_type(&req).as_deref() != Some("application/json") {
+            return Err(unsupported("application/json"));
+        }
+        read_json(req, state.services.config.server.body_limit_bytes).await.map(ApiJson)
+    }
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for TrackerJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, AppError> {
+        match media_type(&req).as_deref() {
+            Some("application/json") | Some("text/plain") => {}
+            _ => return Err(unsupported("application/json or text/plain")),
+        }
+        read_json(req, state.services.config.server.body_limit_bytes).await.map(TrackerJson)
+    }
+}
+
+/// The authenticated caller; also applies the per-token rate limit.
+pub struct Auth(pub Principal);
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| AppError::new(Code::Unauthorized, "missing Authorization: Bearer <token>"))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| AppError::new(Code::Unauthorized, "expected Authorization: Bearer <token>"))?;
+        state.limits.api.check(token)?;
+        let services = state.services.clone();
+        let token = token.to_string();
+        let principal =
+            crate::service::blocking(move || services.authenticate(&token)).await?;
+        Ok(Auth(principal))
+    }
+}
+
+/// The peer address of the connection.
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        let ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        Ok(ClientIp(ip))
+    }
+}

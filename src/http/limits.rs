@@ -1,0 +1,96 @@
+//! Token-bucket rate limits keyed by client IP, site key or token. A limit of 0 disables
+//! its bucket; bursts of twice the rate are allowed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::config::LimitsConfig;
+use crate::error::{AppError, Code};
+
+pub struct Limiter {
+    /// Tokens added per second.
+    rate: f64,
+    burst: f64,
+    per: &'static str,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+/// Above this many keys, idle buckets are dropped (a full bucket is the same as none).
+const MAX_KEYS: usize = 100_000;
+
+impl Limiter {
+    pub fn per_second(rate: u32, per: &'static str) -> Limiter {
+        Limiter::new(f64::from(rate), f64::from(rate) * 2.0, per)
+    }
+
+    pub fn per_minute(rate: u32, per: &'static str) -> Limiter {
+        Limiter::new(f64::from(rate) / 60.0, f64::from(rate), per)
+    }
+
+    fn new(rate: f64, burst: f64, per: &'static str) -> Limiter {
+        Limiter { rate, burst, per, buckets: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn check(&self, key: &str) -> Result<(), AppError> {
+        if self.rate <= 0.0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let Ok(mut m) = self.buckets.lock() else { return Ok(()) };
+        if m.len() > MAX_KEYS {
+            let (rate, burst) = (self.rate, self.burst);
+            m.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+        }
+        let (tokens, at) = m.entry(key.to_string()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            return Ok(());
+        }
+        let wait = ((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64;
+        Err(AppError::new(Code::RateLimited, format!("too many requests per {}; retry later", self.per))
+            .with_details(serde_json::json!({"retry_after": wait})))
+    }
+}
+
+pub struct Limits {
+    pub tracker_ip: Limiter,
+    pub tracker_site: Limiter,
+    pub api: Limiter,
+    pub login: Limiter,
+    pub simulate: Limiter,
+}
+
+impl Limits {
+    pub fn new(c: &LimitsConfig) -> Limits {
+        Limits {
+            tracker_ip: Limiter::per_second(c.tracker_per_ip, "client IP"),
+            tracker_site: Limiter::per_second(c.tracker_per_site, "site key"),
+            api: Limiter::per_second(c.api_per_token, "token"),
+            login: Limiter::per_minute(c.login_per_ip, "client IP"),
+            simulate: Limiter::per_minute(c.simulate_per_ip, "client IP"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allows_a_burst_then_refuses() {
+        let l = Limiter::per_second(5, "x");
+        for _ in 0..10 {
+            l.check("a").unwrap();
+        }
+        let e = l.check("a").unwrap_err();
+        assert_eq!(e.code, Code::RateLimited);
+        l.check("b").unwrap();
+        let off = Limiter::per_second(0, "x");
+        for _ in 0..1000 {
+            off.check("a").unwrap();
+        }
+    }
+}

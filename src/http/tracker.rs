@@ -1,0 +1,147 @@
+//! The public tracker endpoints and the scripts a site loads.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::extract::{ClientIp, TrackerJson};
+use super::{ApiResult, AppState, RawJson};
+use crate::error::{AppError, Code};
+
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route("/tracker/assign", post(assign))
+        .route("/tracker/assign/batch", post(assign_batch))
+        .route("/tracker/convert", post(convert))
+}
+
+pub fn script_router() -> Router<AppState> {
+    Router::new().route("/tracker.js", get(tracker_js)).route("/t/{file}", get(site_script))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignBody {
+    #[serde(default)]
+    site_key: Option<String>,
+    #[serde(default)]
+    experiment_id: Option<String>,
+    user_id: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    context: Option<Value>,
+    #[serde(default)]
+    fallback: bool,
+}
+
+/// The site key from the body, else from `X-Samplit-Site-Key`; also applies the limits.
+fn site_key(s: &AppState, body: Option<String>, headers: &HeaderMap, ip: std::net::IpAddr) -> ApiResult<String> {
+    s.limits.tracker_ip.check(&ip.to_string())?;
+    let key = body
+        .or_else(|| headers.get("x-samplit-site-key").and_then(|v| v.to_str().ok()).map(str::to_string))
+        .ok_or_else(|| AppError::new(Code::InvalidSiteKey, "site_key is required (body or X-Samplit-Site-Key)"))?;
+    s.limits.tracker_site.check(&key)?;
+    Ok(key)
+}
+
+fn experiment(id: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(id).map_err(|_| AppError::new(Code::ExpNotFound, "experiment not found"))
+}
+
+async fn assign(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    TrackerJson(b): TrackerJson<AssignBody>,
+) -> ApiResult<RawJson> {
+    let key = site_key(&s, b.site_key, &headers, ip)?;
+    if let Some(c) = &b.context {
+        let max = s.services.config.limits.context_max_bytes;
+        if serde_json::to_vec(c).map(|v| v.len()).unwrap_or(usize::MAX) > max {
+            return Err(AppError::validation("context", format!("must be at most {max} bytes of JSON")));
+        }
+    }
+    let body = match (&b.experiment_id, &b.url) {
+        (Some(id), _) => s.services.assign(&key, experiment(id)?, &b.user_id, b.fallback).await?,
+        (None, Some(url)) => s.services.assign_page(&key, &b.user_id, url).await?,
+        (None, None) => return Err(AppError::validation("experiment_id", "experiment_id or url is required")),
+    };
+    Ok(RawJson(body))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchBody {
+    #[serde(default)]
+    site_key: Option<String>,
+    experiment_id: String,
+    user_ids: Vec<String>,
+}
+
+async fn assign_batch(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    TrackerJson(b): TrackerJson<BatchBody>,
+) -> ApiResult<Json<Value>> {
+    let key = site_key(&s, b.site_key, &headers, ip)?;
+    Ok(Json(s.services.assign_batch(&key, experiment(&b.experiment_id)?, &b.user_ids).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConvertBody {
+    #[serde(default)]
+    site_key: Option<String>,
+    experiment_id: String,
+    user_id: String,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    goal: Option<String>,
+}
+
+async fn convert(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    TrackerJson(b): TrackerJson<ConvertBody>,
+) -> ApiResult<Json<Value>> {
+    let key = site_key(&s, b.site_key, &headers, ip)?;
+    let exp = experiment(&b.experiment_id)?;
+    Ok(Json(s.services.convert(&key, exp, &b.user_id, b.value, b.goal.as_deref()).await?))
+}
+
+fn js(body: String, cache: &'static str, status: StatusCode) -> Response {
+    let mut res = (status, body).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/javascript; charset=utf-8"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    res
+}
+
+fn tracker_source() -> String {
+    super::assets::text("tracker.js").unwrap_or_else(|| "/* samplit: tracker.js missing from the build */".into())
+}
+
+async fn tracker_js() -> Response {
+    js(tracker_source(), "public, max-age=3600", StatusCode::OK)
+}
+
+/// `/t/{site_key}.js`: the site's settings (with the selectors to hide before first paint)
+/// and the tracker in one synchronous response, cached briefly so a newly started
+/// experiment reaches pages within a minute.
+async fn site_script(State(s): State<AppState>, Path(file): Path<String>) -> Response {
+    let key = file.strip_suffix(".js").unwrap_or(&file);
+    match s.services.site_script(key, &tracker_source()) {
+        Some(body) => js(body, "public, max-age=60", StatusCode::OK),
+        None => js("/* samplit: unknown site key */".into(), "no-store", StatusCode::NOT_FOUND),
+    }
+}

@@ -1,0 +1,285 @@
+//! Accounts, passwords (argon2id), sessions (HS256 JWT) and API keys (stored as SHA-256).
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::{Services, now_ms, rfc3339};
+use crate::error::{AppError, AppResult, Code};
+use crate::store::StoreError;
+use crate::store::records::{ApiKey, Role, User};
+
+pub const MIN_PASSWORD: usize = 8;
+const API_KEY_PREFIX: &str = "sk_";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: u64,
+    exp: u64,
+}
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+}
+
+impl Principal {
+    pub fn id(&self) -> Uuid {
+        self.user.id
+    }
+
+    pub fn require_admin(&self) -> AppResult<()> {
+        if self.user.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(AppError::new(Code::Forbidden, "this needs an admin account"))
+        }
+    }
+}
+
+pub fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id, "email": u.email, "name": u.name, "role": u.role.as_str(),
+        "created_at": rfc3339(u.created_at),
+    })
+}
+
+pub struct NewUser {
+    pub email: String,
+    pub password: String,
+    pub name: Option<String>,
+    pub role: Option<Role>,
+}
+
+fn normalise_email(e: &str) -> AppResult<String> {
+    let e = e.trim().to_lowercase();
+    let valid = e.len() <= 254
+        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && !e.chars().any(char::is_whitespace);
+    if !valid {
+        return Err(AppError::validation("email", "must be an email address"));
+    }
+    Ok(e)
+}
+
+fn check_password(p: &str) -> AppResult<()> {
+    if p.chars().count() < MIN_PASSWORD {
+        return Err(AppError::validation(
+            "password",
+            format!("must be at least {MIN_PASSWORD} characters"),
+        ));
+    }
+    if p.len() > 1024 {
+        return Err(AppError::validation("password", "must be at most 1024 bytes"));
+    }
+    Ok(())
+}
+
+pub fn hash_password(p: &str) -> AppResult<String> {
+    Argon2::default()
+        .hash_password(p.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::internal(format!("password hashing failed: {e}")))
+}
+
+fn verify_password(p: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|h| Argon2::default().verify_password(p.as_bytes(), &h).is_ok())
+        .unwrap_or(false)
+}
+
+/// A verifier for unknown emails, so a login takes as long whether or not the email exists.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("not-a-real-password").unwrap_or_default());
+
+fn random_token(prefix: &str, bytes: usize) -> String {
+    let mut b = vec![0u8; bytes];
+    rand::fill(b.as_mut_slice());
+    format!("{prefix}{}", hex::encode(b))
+}
+
+impl Services {
+    /// Creates a user. `public` is the /auth/register path: allowed for the first user, or
+    /// for anyone when open registration is on. Blocking (argon2): call via `blocking`.
+    pub fn create_user(&self, new: NewUser, public: bool) -> AppResult<User> {
+        let email = normalise_email(&new.email)?;
+        check_password(&new.password)?;
+        let name = new.name.unwrap_or_default().trim().to_string();
+        if name.chars().count() > 200 {
+            return Err(AppError::validation("name", "must be at most 200 characters"));
+        }
+        let only_if_empty = public && !self.config.auth.open_registration;
+        if only_if_empty && self.store.user_count()? > 0 {
+            return Err(registration_closed());
+        }
+        let user = User {
+            id: Uuid::new_v4(),
+            email,
+            name,
+            role: new.role.unwrap_or(Role::Member),
+            password_hash: hash_password(&new.password)?,
+            site_key: random_token("site_", 12),
+            created_at: now_ms(),
+        };
+        let user = match self.store.insert_user(user, only_if_empty) {
+            Ok(Some(u)) => u,
+            Ok(None) => return Err(registration_closed()),
+            Err(StoreError::Conflict(m)) => return Err(AppError::new(Code::EmailTaken, m)),
+            Err(e) => return Err(e.into()),
+        };
+        self.catalog.add_site(user.site_key.clone(), user.id);
+        tracing::info!(user = %user.id, role = user.role.as_str(), "user created");
+        Ok(user)
+    }
+
+    /// Checks credentials and issues a token. Blocking (argon2).
+    pub fn login(&self, email: &str, password: &str) -> AppResult<Value> {
+        let email = email.trim().to_lowercase();
+        let user = self.store.user_by_email(&email)?;
+        let ok = match &user {
+            Some(u) => verify_password(password, &u.password_hash),
+            None => {
+                verify_password(password, &DUMMY_HASH);
+                false
+            }
+        };
+        let Some(user) = user.filter(|_| ok) else {
+            return Err(AppError::new(Code::InvalidCredentials, "wrong email or password"));
+        };
+        let ttl = self.config.auth.token_ttl_secs;
+        let now = (now_ms() / 1000) as u64;
+        let claims = Claims { sub: user.id.to_string(), iat: now, exp: now + ttl };
+        let token = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(&self.jwt_secret),
+        )
+        .map_err(|e| AppError::internal(format!("token signing failed: {e}")))?;
+        Ok(json!({"access_token": token, "token_type": "bearer", "expires_in": ttl}))
+    }
+
+    /// Resolves a bearer token: an API key (`sk_...`) or a session JWT.
+    pub fn authenticate(&self, token: &str) -> AppResult<Principal> {
+        let unauthorized = || AppError::new(Code::Unauthorized, "invalid or expired token");
+        let user_id = if token.starts_with(API_KEY_PREFIX) {
+            let hash = Sha256::digest(token.as_bytes());
+            let mut key = self.store.api_key_by_hash(&hash)?.ok_or_else(unauthorized)?;
+            let now = now_ms();
+            // Record use at minute granularity; a write per request would cost a commit.
+            if key.last_used_at.is_none_or(|t| now - t > 60_000) {
+                key.last_used_at = Some(now);
+                self.store.touch_api_key(&key)?;
+            }
+            key.user_id
+        } else {
+            let mut v = Validation::new(Algorithm::HS256);
+            v.leeway = 5;
+            let data = jsonwebtoken::decode::<Claims>(
+                token,
+                &DecodingKey::from_secret(&self.jwt_secret),
+                &v,
+            )
+            .map_err(|_| unauthorized())?;
+            Uuid::parse_str(&data.claims.sub).map_err(|_| unauthorized())?
+        };
+        let user = self.store.user(user_id)?.ok_or_else(unauthorized)?;
+        Ok(Principal { user })
+    }
+
+    pub fn create_api_key(&self, who: &Principal, name: &str) -> AppResult<Value> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(AppError::validation("name", "must be 1 to 200 characters"));
+        }
+        let secret = random_token(API_KEY_PREFIX, 24);
+        let key = ApiKey {
+            id: Uuid::new_v4(),
+            user_id: who.id(),
+            name: name.to_string(),
+            prefix: secret[..API_KEY_PREFIX.len() + 6].to_string(),
+            created_at: now_ms(),
+            last_used_at: None,
+        };
+        self.store.insert_api_key(&key, &Sha256::digest(secret.as_bytes()))?;
+        tracing::info!(user = %who.id(), key = %key.id, "api key created");
+        Ok(json!({"id": key.id, "name": key.name, "key": secret, "prefix": key.prefix,
+                  "created_at": rfc3339(key.created_at)}))
+    }
+
+    pub fn list_api_keys(&self, who: &Principal) -> AppResult<Value> {
+        let items: Vec<Value> = self
+            .store
+            .api_keys(who.id())?
+            .iter()
+            .map(|k| {
+                json!({"id": k.id, "name": k.name, "prefix": k.prefix,
+                       "created_at": rfc3339(k.created_at),
+                       "last_used_at": super::opt_rfc3339(k.last_used_at)})
+            })
+            .collect();
+        Ok(json!({"total": items.len(), "items": items}))
+    }
+
+    pub fn revoke_api_key(&self, who: &Principal, id: Uuid) -> AppResult<()> {
+        if self.store.delete_api_key(who.id(), id)? {
+            tracing::info!(user = %who.id(), key = %id, "api key revoked");
+            Ok(())
+        } else {
+            Err(AppError::new(Code::ApiKeyNotFound, "no such API key"))
+        }
+    }
+
+    pub fn set_password(&self, email: &str, password: &str) -> AppResult<User> {
+        check_password(password)?;
+        let mut u = self.user_by_email_or_404(email)?;
+        u.password_hash = hash_password(password)?;
+        self.store.update_user(&u)?;
+        Ok(u)
+    }
+
+    pub fn set_role(&self, email: &str, role: Role) -> AppResult<User> {
+        let mut u = self.user_by_email_or_404(email)?;
+        if u.role == Role::Admin && role != Role::Admin {
+            let admins = self.store.users()?.iter().filter(|x| x.role == Role::Admin).count();
+            if admins <= 1 {
+                return Err(AppError::new(
+                    Code::InvalidTransition,
+                    "cannot demote the last admin",
+                ));
+            }
+        }
+        u.role = role;
+        self.store.update_user(&u)?;
+        Ok(u)
+    }
+
+    fn user_by_email_or_404(&self, email: &str) -> AppResult<User> {
+        self.store
+            .user_by_email(&email.trim().to_lowercase())?
+            .ok_or_else(|| AppError::new(Code::UserNotFound, format!("no user {email}")))
+    }
+
+    pub fn installation(&self, who: &Principal) -> Value {
+        let site_key = &who.user.site_key;
+        let base = self.public_url();
+        json!({
+            "site_key": site_key,
+            "snippet": format!("<script src=\"{base}/t/{site_key}.js\"></script>"),
+            "tracker_url": format!("{base}/tracker.js"),
+        })
+    }
+}
+
+fn registration_closed() -> AppError {
+    AppError::new(
+        Code::RegistrationClosed,
+        "registration is closed: an admin can create accounts (POST /api/v1/users or \
+         `samplit user create`), or set auth.open_registration = true",
+    )
+}

@@ -1,0 +1,151 @@
+//! The in-memory catalog: every experiment definition and every site key, loaded at start
+//! and updated on each write, so the tracker never scans the store. Each entry also holds
+//! the pre-rendered JSON of its arms, so an assignment answer is a few string copies.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use uuid::Uuid;
+
+use crate::engine::allocator::Weights;
+use crate::engine::model::{Allocation, Experiment, Status};
+use crate::store::writer::ExpMeta;
+use crate::store::{Store, StoreResult};
+
+pub struct Entry {
+    pub exp: Experiment,
+    /// The fixed split's weights (version 0).
+    pub fixed: Arc<Weights>,
+    /// `[{element_id, element_name, selector, variant_id, variant_name, content}, ...]` per arm.
+    pub arm_json: Vec<String>,
+    pub goal_json: String,
+}
+
+impl Entry {
+    pub fn new(exp: Experiment) -> Entry {
+        let arm_json = (0..exp.arm_count())
+            .map(|a| {
+                let items: Vec<serde_json::Value> = exp
+                    .arm_variants(a)
+                    .iter()
+                    .zip(&exp.elements)
+                    .map(|(&v, e)| {
+                        let var = &e.variants[v];
+                        serde_json::json!({
+                            "element_id": e.id, "element_name": e.name, "selector": e.selector,
+                            "variant_id": var.id, "variant_name": var.name, "content": var.content,
+                        })
+                    })
+                    .collect();
+                serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
+            })
+            .collect();
+        let goal_json = serde_json::to_string(&exp.goal).unwrap_or_else(|_| "null".into());
+        let fixed = Arc::new(Weights { version: 0, w: exp.fixed_weights() });
+        Entry { exp, fixed, arm_json, goal_json }
+    }
+
+    pub fn meta(&self) -> ExpMeta {
+        let k = self.exp.arm_count();
+        let adaptive = self.exp.allocation == Allocation::Adaptive;
+        ExpMeta {
+            arms: k,
+            adaptive,
+            floor: self.exp.floor,
+            burn_in: self.exp.burn_in,
+            initial_weights: if adaptive { vec![1.0 / k as f64; k] } else { self.fixed.w.clone() },
+        }
+    }
+
+    pub fn visible(&self) -> bool {
+        self.exp.archived_at.is_none()
+    }
+
+    pub fn serving(&self) -> bool {
+        self.exp.status == Status::Running && self.exp.archived_at.is_none()
+    }
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    experiments: RwLock<HashMap<Uuid, Arc<Entry>>>,
+    /// site key -> owner
+    sites: RwLock<HashMap<String, Uuid>>,
+    /// owner -> running experiments, for assignment by page URL
+    by_owner: RwLock<HashMap<Uuid, Vec<Arc<Entry>>>>,
+}
+
+impl Catalog {
+    pub fn load(&self, store: &Store) -> StoreResult<()> {
+        for exp in store.experiments()? {
+            self.put(exp);
+        }
+        if let Ok(mut s) = self.sites.write() {
+            for (key, owner) in store.site_keys()? {
+                s.insert(key, owner);
+            }
+        }
+        Ok(())
+    }
+
+    pub fn put(&self, exp: Experiment) -> Arc<Entry> {
+        let owner = exp.owner;
+        let entry = Arc::new(Entry::new(exp));
+        if let Ok(mut m) = self.experiments.write() {
+            m.insert(entry.exp.id, entry.clone());
+        }
+        self.reindex(owner);
+        entry
+    }
+
+    pub fn remove(&self, id: Uuid) {
+        let owner = self.experiments.write().ok().and_then(|mut m| m.remove(&id)).map(|e| e.exp.owner);
+        if let Some(owner) = owner {
+            self.reindex(owner);
+        }
+    }
+
+    fn reindex(&self, owner: Uuid) {
+        let mut running: Vec<Arc<Entry>> = self
+            .experiments
+            .read()
+            .map(|m| m.values().filter(|e| e.exp.owner == owner && e.serving()).cloned().collect())
+            .unwrap_or_default();
+        running.sort_by_key(|e| e.exp.created_at);
+        if let Ok(mut b) = self.by_owner.write() {
+            b.insert(owner, running);
+        }
+    }
+
+    pub fn get(&self, id: Uuid) -> Option<Arc<Entry>> {
+        self.experiments.read().ok()?.get(&id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Entry>> {
+        self.experiments.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+    }
+
+    pub fn owned_by(&self, owner: Uuid) -> Vec<Arc<Entry>> {
+        let mut v: Vec<Arc<Entry>> = self
+            .experiments
+            .read()
+            .map(|m| m.values().filter(|e| e.exp.owner == owner).cloned().collect())
+            .unwrap_or_default();
+        v.sort_by(|a, b| b.exp.created_at.cmp(&a.exp.created_at).then(a.exp.id.cmp(&b.exp.id)));
+        v
+    }
+
+    pub fn running_for(&self, owner: Uuid) -> Vec<Arc<Entry>> {
+        self.by_owner.read().ok().and_then(|b| b.get(&owner).cloned()).unwrap_or_default()
+    }
+
+    pub fn add_site(&self, key: String, owner: Uuid) {
+        if let Ok(mut s) = self.sites.write() {
+            s.insert(key, owner);
+        }
+    }
+
+    pub fn site_owner(&self, key: &str) -> Option<Uuid> {
+        self.sites.read().ok()?.get(key).copied()
+    }
+}

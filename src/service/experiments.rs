@@ -1,0 +1,297 @@
+//! Experiment management: create, read, change, the lifecycle, archive and delete. Every
+//! call is scoped to its owner; another user's experiment is "not found".
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+use uuid::Uuid;
+
+use super::auth::Principal;
+use super::catalog::Entry;
+use super::{Services, now_ms, opt_rfc3339, rfc3339};
+use crate::engine::model::{self, Defaults, ExperimentInput, Status, Transition};
+use crate::error::{AppError, AppResult, Code};
+
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+fn not_found() -> AppError {
+    AppError::new(Code::ExpNotFound, "experiment not found")
+}
+
+fn invalid(i: model::Invalid) -> AppError {
+    AppError::validation(i.field, i.message)
+}
+
+pub fn experiment_json(e: &model::Experiment) -> Value {
+    let elements: Vec<Value> = e
+        .elements
+        .iter()
+        .map(|el| {
+            let variants: Vec<Value> = el
+                .variants
+                .iter()
+                .map(|v| {
+                    json!({"id": v.id, "name": v.name, "content": v.content,
+                           "is_control": v.is_control, "weight": v.weight})
+                })
+                .collect();
+            json!({"id": el.id, "name": el.name, "selector": el.selector, "variants": variants})
+        })
+        .collect();
+    json!({
+        "id": e.id, "seed": e.seed, "name": e.name, "description": e.description,
+        "type": e.exp_type, "allocation": e.allocation, "status": e.status,
+        "traffic_allocation": e.traffic_allocation, "target_url": e.target_url, "goal": e.goal,
+        "floor": e.floor, "burn_in": e.burn_in,
+        "elements": elements, "winner_variant_id": e.winner_variant_id,
+        "created_at": rfc3339(e.created_at), "updated_at": rfc3339(e.updated_at),
+        "started_at": opt_rfc3339(e.started_at), "completed_at": opt_rfc3339(e.completed_at),
+        "archived_at": opt_rfc3339(e.archived_at),
+    })
+}
+
+impl Services {
+    fn defaults(&self) -> Defaults {
+        Defaults { floor: self.config.engine.floor, burn_in: self.config.engine.burn_in }
+    }
+
+    /// The caller's experiment, or 404 (also for another user's).
+    pub fn owned(&self, who: &Principal, id: Uuid) -> AppResult<Arc<Entry>> {
+        self.catalog.get(id).filter(|e| e.exp.owner == who.id()).ok_or_else(not_found)
+    }
+
+    pub fn create_experiment(&self, who: &Principal, input: ExperimentInput) -> AppResult<Value> {
+        let id = Uuid::new_v4();
+        let exp = model::build(input, id, who.id(), now_ms(), &self.defaults(), &mut Uuid::new_v4)
+            .map_err(invalid)?;
+        self.store.put_experiment(&exp)?;
+        let entry = self.catalog.put(exp);
+        tracing::info!(experiment = %id, user = %who.id(), "experiment created");
+        Ok(experiment_json(&entry.exp))
+    }
+
+    pub fn list_experiments(&self, who: &Principal, q: ListQuery) -> AppResult<Value> {
+        let want = match q.status.as_deref() {
+            None | Some("") => None,
+            Some("archived") => Some(None),
+            Some(s) => Some(Some(Status::parse(s).ok_or_else(|| {
+                AppError::validation(
+                    "status",
+                    "must be draft, running, paused, completed or archived",
+                )
+            })?)),
+        };
+        let all: Vec<Arc<Entry>> = self
+            .catalog
+            .owned_by(who.id())
+            .into_iter()
+            .filter(|e| match want {
+                None => e.visible(),
+                Some(None) => !e.visible(),
+                Some(Some(s)) => e.visible() && e.exp.status == s,
+            })
+            .collect();
+        let total = all.len();
+        let items: Vec<Value> = all
+            .iter()
+            .skip(q.offset)
+            .take(q.limit)
+            .map(|e| {
+                let mut v = experiment_json(&e.exp);
+                v["summary"] = self.summary(e);
+                v
+            })
+            .collect();
+        Ok(json!({"items": items, "total": total}))
+    }
+
+    pub fn get_experiment(&self, who: &Principal, id: Uuid) -> AppResult<Value> {
+        let e = self.owned(who, id)?;
+        let mut v = experiment_json(&e.exp);
+        v["stats"] = self.basic_stats(&e);
+        Ok(v)
+    }
+
+    /// `{visitors, conversions, variants: [...]}` (and `combinations` for multi-element).
+    fn basic_stats(&self, e: &Entry) -> Value {
+        let snap = self.writer.live().get(e.exp.id);
+        let counts = |arm: usize| {
+            snap.as_ref()
+                .and_then(|s| s.state.arms.get(arm))
+                .map(|a| (a.allocations, a.conversions))
+                .unwrap_or((0, 0))
+        };
+        let rate = |a: u64, c: u64| if a == 0 { 0.0 } else { c as f64 / a as f64 };
+        let arms = e.exp.arms();
+        // Per variant: sum over the arms that contain it.
+        let mut variants = Vec::new();
+        for (ei, el) in e.exp.elements.iter().enumerate() {
+            for (vi, var) in el.variants.iter().enumerate() {
+                let (mut a, mut c) = (0, 0);
+                for arm in arms.iter().filter(|arm| arm.variant_indices[ei] == vi) {
+                    let (x, y) = counts(arm.index);
+                    a += x;
+                    c += y;
+                }
+                variants.push(json!({"variant_id": var.id, "element_id": el.id,
+                    "allocations": a, "conversions": c, "conversion_rate": rate(a, c)}));
+            }
+        }
+        let (visitors, conversions) = snap
+            .as_ref()
+            .map(|s| (s.state.visitors(), s.state.conversions()))
+            .unwrap_or((0, 0));
+        let mut out = json!({"visitors": visitors, "conversions": conversions, "variants": variants});
+        if e.exp.elements.len() > 1 {
+            let combos: Vec<Value> = arms
+                .iter()
+                .map(|arm| {
+                    let (a, c) = counts(arm.index);
+                    json!({"arm_id": arm.id, "name": arm.name, "allocations": a,
+                           "conversions": c, "conversion_rate": rate(a, c)})
+                })
+                .collect();
+            out["combinations"] = Value::Array(combos);
+        }
+        out
+    }
+
+    /// The list view's one-line summary: counts and the current leader.
+    fn summary(&self, e: &Entry) -> Value {
+        let Some(snap) = self.writer.live().get(e.exp.id) else {
+            return json!({"visitors": 0, "conversions": 0, "leader": null});
+        };
+        let posts: Vec<_> = snap
+            .state
+            .arms
+            .iter()
+            .map(|a| crate::engine::stats::BetaPosterior::from_counts(a.allocations, a.conversions))
+            .collect();
+        let leader = if snap.state.visitors() == 0 || posts.len() > 64 {
+            Value::Null
+        } else {
+            let pb = crate::engine::stats::prob_best(&posts);
+            pb.iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, p)| {
+                    let arm = e.exp.arm(i);
+                    json!({"arm_id": arm.id, "name": arm.name, "prob_best": p})
+                })
+                .unwrap_or(Value::Null)
+        };
+        json!({"visitors": snap.state.visitors(), "conversions": snap.state.conversions(),
+               "leader": leader})
+    }
+
+    pub fn patch_experiment(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        input: ExperimentInput,
+    ) -> AppResult<Value> {
+        let e = self.owned(who, id)?;
+        if e.exp.archived_at.is_some() {
+            return Err(AppError::new(Code::InvalidTransition, "the experiment is archived"));
+        }
+        if input.touches_structure() && e.exp.status != Status::Draft {
+            return Err(AppError::new(
+                Code::ExpNotDraft,
+                format!(
+                    "the experiment is {}; only name, description and target_url can change \
+                     after it leaves draft",
+                    e.exp.status.as_str()
+                ),
+            )
+            .with_details(json!({"status": e.exp.status})));
+        }
+        let mut exp = e.exp.clone();
+        model::apply(&mut exp, input, &mut Uuid::new_v4).map_err(invalid)?;
+        exp.updated_at = now_ms();
+        self.store.put_experiment(&exp)?;
+        let entry = self.catalog.put(exp);
+        Ok(experiment_json(&entry.exp))
+    }
+
+    pub async fn transition(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        t: Transition,
+        winner: Option<Uuid>,
+    ) -> AppResult<Value> {
+        let e = self.owned(who, id)?;
+        if e.exp.archived_at.is_some() {
+            return Err(AppError::new(Code::InvalidTransition, "the experiment is archived"));
+        }
+        let Some(next) = t.apply(e.exp.status) else {
+            return Err(AppError::new(
+                Code::InvalidTransition,
+                format!("cannot {} an experiment that is {}", t.as_str(), e.exp.status.as_str()),
+            )
+            .with_details(json!({"status": e.exp.status})));
+        };
+        if let Some(w) = winner {
+            if !e.exp.has_variant(w) {
+                return Err(AppError::validation(
+                    "winner_variant_id",
+                    "is not a variant of this experiment",
+                ));
+            }
+        }
+        let mut exp = e.exp.clone();
+        let now = now_ms();
+        exp.status = next;
+        exp.updated_at = now;
+        match t {
+            Transition::Start => exp.started_at = Some(now),
+            Transition::Complete => {
+                exp.completed_at = Some(now);
+                exp.winner_variant_id = winner;
+            }
+            _ => {}
+        }
+        if t == Transition::Start {
+            // The writer must know the experiment before the first visitor can arrive.
+            self.writer.register(id, Entry::new(exp.clone()).meta()).await?;
+        }
+        let store = self.store.clone();
+        let saved = exp.clone();
+        super::blocking(move || Ok(store.put_experiment(&saved)?)).await?;
+        let entry = self.catalog.put(exp);
+        tracing::info!(experiment = %id, status = next.as_str(), "experiment {}", t.as_str());
+        Ok(experiment_json(&entry.exp))
+    }
+
+    /// Archives (soft), or with `hard` deletes a draft for good.
+    pub async fn delete_experiment(&self, who: &Principal, id: Uuid, hard: bool) -> AppResult<()> {
+        let e = self.owned(who, id)?;
+        if hard {
+            if e.exp.status != Status::Draft {
+                return Err(AppError::new(
+                    Code::ExpNotDraft,
+                    format!("only a draft can be deleted; this one is {}", e.exp.status.as_str()),
+                )
+                .with_details(json!({"status": e.exp.status})));
+            }
+            self.writer.forget(id).await?;
+            self.store.delete_experiment(id)?;
+            self.catalog.remove(id);
+            tracing::info!(experiment = %id, "experiment deleted");
+            return Ok(());
+        }
+        if e.exp.archived_at.is_some() {
+            return Ok(());
+        }
+        let mut exp = e.exp.clone();
+        exp.archived_at = Some(now_ms());
+        exp.updated_at = now_ms();
+        self.store.put_experiment(&exp)?;
+        self.catalog.put(exp);
+        tracing::info!(experiment = %id, "experiment archived");
+        Ok(())
+    }
+}

@@ -1,0 +1,127 @@
+//! Use-cases that combine the store and the engine. The HTTP layer and the admin socket both
+//! call into here, so a CLI command and an API call do the same thing.
+
+pub mod admin;
+pub mod analytics;
+pub mod auth;
+pub mod catalog;
+pub mod experiments;
+pub mod secrets;
+pub mod tracker;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::engine::crypto::StateKey;
+use crate::error::{AppError, AppResult};
+use crate::store::writer::{self, Writer, WriterOptions};
+use crate::store::{Store, StoreError};
+use catalog::Catalog;
+
+/// Everything a request needs; cloned cheaply into each handler.
+pub struct Services {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub writer: Writer,
+    pub catalog: Catalog,
+    pub jwt_secret: Vec<u8>,
+    /// The base URL snippets point at, fixed once the listener is bound.
+    public_url: std::sync::OnceLock<String>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Secrets(#[from] secrets::SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Services {
+    /// Opens the data dir: secrets, the store (migrating it), the bandit states, the writer,
+    /// and the in-memory catalog of experiments and site keys.
+    pub async fn open(config: Config) -> Result<Arc<Services>, StartError> {
+        let secrets = secrets::load(&config)?;
+        let store = Store::open(config.data_dir())?;
+        let key = StateKey::new(&secrets.state);
+        let (states, broken) = writer::load_states(&store, &key)?;
+        for exp in &broken {
+            tracing::error!(experiment = %exp, "{}", StoreError::StateUnreadable { experiment: *exp });
+        }
+        let opts = WriterOptions {
+            max_batch: config.writer.max_batch,
+            refresh_interval: Duration::from_millis(config.engine.refresh_interval_ms),
+        };
+        let (writer, handle) = Writer::start(store.clone(), key, states, broken, opts);
+        let catalog = Catalog::default();
+        catalog.load(&store)?;
+        let services = Arc::new(Services {
+            config: Arc::new(config),
+            store,
+            writer,
+            catalog,
+            jwt_secret: secrets.jwt,
+            public_url: std::sync::OnceLock::new(),
+            writer_thread: Mutex::new(Some(handle)),
+        });
+        for exp in services.catalog.all() {
+            if exp.exp.status != crate::engine::model::Status::Draft {
+                if let Err(e) = services.writer.register(exp.exp.id, exp.meta()).await {
+                    tracing::error!(experiment = %exp.exp.id, error = %e, "experiment not serving");
+                }
+            }
+        }
+        Ok(services)
+    }
+
+    /// Records the address the server listens on, for snippets, when no public URL is set.
+    pub fn set_listen_addr(&self, addr: std::net::SocketAddr) {
+        let url = if self.config.server.public_url.is_empty() {
+            format!("http://{addr}")
+        } else {
+            self.config.public_url()
+        };
+        let _ = self.public_url.set(url);
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.get().cloned().unwrap_or_else(|| self.config.public_url())
+    }
+
+    /// Stops the writer after it has committed everything queued, and waits for it.
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.writer.stop().await {
+            tracing::warn!(error = %e, "writer already stopped");
+        }
+        let handle = self.writer_thread.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = tokio::task::spawn_blocking(move || h.join()).await;
+        }
+    }
+}
+
+pub fn now_ms() -> i64 {
+    writer::now_ms()
+}
+
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+pub fn opt_rfc3339(ms: Option<i64>) -> serde_json::Value {
+    ms.map(|m| serde_json::Value::String(rfc3339(m))).unwrap_or(serde_json::Value::Null)
+}
+
+/// Runs blocking store work (redb I/O, argon2) off the async workers.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> AppResult<T> + Send + 'static,
+) -> AppResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::internal(format!("worker failed: {e}")))?
+}

@@ -1,0 +1,342 @@
+//! The hot path: sticky assignment, adaptive or fixed bucketing, conversions.
+//! A returning visitor costs one in-memory catalog lookup and one redb read; a new one adds
+//! a hash and a place in the writer's next group commit.
+
+use serde_json::{Value, json};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use uuid::Uuid;
+
+use super::catalog::Entry;
+use super::{Services, now_ms};
+use crate::engine::allocator;
+use crate::engine::model::{Allocation, Status};
+use crate::error::{AppError, AppResult, Code};
+use crate::store::PRIMARY_GOAL;
+use crate::store::records::AssignmentRec;
+use crate::store::writer::{AssignOutcome, ConvertOutcome};
+
+pub const MAX_BATCH: usize = 10_000;
+
+pub fn check_user_id(field: &str, u: &str) -> AppResult<()> {
+    let n = u.chars().count();
+    if n == 0 || n > 128 || u.chars().any(|c| c.is_control()) {
+        return Err(AppError::validation(field, "must be 1 to 128 printable characters"));
+    }
+    Ok(())
+}
+
+/// `*` matches any run of characters; the pattern must match the whole URL.
+pub fn url_matches(pattern: &str, url: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == url;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !url.starts_with(first) || url.len() < first.len() + last.len() || !url.ends_with(last) {
+        return false;
+    }
+    let mut rest = &url[first.len()..url.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn render(entry: &Entry, rec: &AssignmentRec, new: bool) -> String {
+    let mut s = String::with_capacity(256);
+    let _ = write!(
+        s,
+        "{{\"experiment_id\":\"{}\",\"assignment_id\":\"{}\",\"new\":{},",
+        entry.exp.id,
+        Uuid::from_u128(rec.id),
+        new
+    );
+    match entry.arm_json.get(usize::from(rec.arm)) {
+        Some(variants) if !rec.excluded() => {
+            let _ = write!(s, "\"variants\":{variants}");
+        }
+        _ => s.push_str("\"variants\":[],\"excluded\":true"),
+    }
+    let _ = write!(s, ",\"goal\":{}}}", entry.goal_json);
+    s
+}
+
+/// The control's variants, for `fallback: true` on an experiment that is not running.
+fn render_fallback(entry: &Entry) -> String {
+    let control = entry.exp.control_arm();
+    format!(
+        "{{\"experiment_id\":\"{}\",\"assignment_id\":null,\"new\":false,\"status\":\"not_running\",\"variants\":{},\"goal\":{}}}",
+        entry.exp.id,
+        entry.arm_json.get(control).map(String::as_str).unwrap_or("[]"),
+        entry.goal_json
+    )
+}
+
+impl Services {
+    pub fn site_owner(&self, site_key: &str) -> AppResult<Uuid> {
+        self.catalog
+            .site_owner(site_key)
+            .ok_or_else(|| AppError::new(Code::InvalidSiteKey, "unknown site key"))
+    }
+
+    fn tracked(&self, owner: Uuid, exp: Uuid) -> AppResult<Arc<Entry>> {
+        self.catalog
+            .get(exp)
+            .filter(|e| e.exp.owner == owner && e.exp.archived_at.is_none())
+            .ok_or_else(|| AppError::new(Code::ExpNotFound, "experiment not found"))
+    }
+
+    fn not_running(entry: &Entry) -> AppError {
+        AppError::new(
+            Code::ExpNotRunning,
+            format!("the experiment is {}, not running", entry.exp.status.as_str()),
+        )
+        .with_details(json!({"status": entry.exp.status}))
+    }
+
+    /// The weights a new visitor is bucketed against now.
+    fn current_weights(&self, entry: &Entry) -> AppResult<Arc<allocator::Weights>> {
+        if entry.exp.allocation == Allocation::Fixed {
+            return Ok(entry.fixed.clone());
+        }
+        self.writer.live().get(entry.exp.id).map(|s| s.weights.clone()).ok_or_else(|| {
+            AppError::new(
+                Code::StateUnreadable,
+                format!(
+                    "experiment {} has no usable bandit state; run `samplit repair`",
+                    entry.exp.id
+                ),
+            )
+        })
+    }
+
+    async fn assign_entry(&self, entry: &Entry, user_id: &str) -> AppResult<String> {
+        if let Some(rec) = self.store.assignment(entry.exp.id, user_id)? {
+            return Ok(render(entry, &rec, false));
+        }
+        let weights = self.current_weights(entry)?;
+        let arm = allocator::decide(&entry.exp.seed, user_id, &weights.w, entry.exp.traffic_allocation);
+        let out = self
+            .writer
+            .assign(entry.exp.id, user_id.to_string(), arm, weights, now_ms())
+            .await?;
+        Ok(render(entry, out.record(), matches!(out, AssignOutcome::New(_))))
+    }
+
+    /// POST /tracker/assign with an experiment id. Returns the JSON text of the answer.
+    pub async fn assign(
+        &self,
+        site_key: &str,
+        exp: Uuid,
+        user_id: &str,
+        fallback: bool,
+    ) -> AppResult<String> {
+        check_user_id("user_id", user_id)?;
+        let owner = self.site_owner(site_key)?;
+        let entry = self.tracked(owner, exp)?;
+        if entry.exp.status != Status::Running {
+            if fallback {
+                return Ok(render_fallback(&entry));
+            }
+            return Err(Self::not_running(&entry));
+        }
+        self.assign_entry(&entry, user_id).await
+    }
+
+    /// POST /tracker/assign with a page URL: every running experiment whose target matches.
+    pub async fn assign_page(&self, site_key: &str, user_id: &str, url: &str) -> AppResult<String> {
+        check_user_id("user_id", user_id)?;
+        if url.len() > 4096 {
+            return Err(AppError::validation("url", "must be at most 4096 characters"));
+        }
+        let owner = self.site_owner(site_key)?;
+        let mut out = String::from("{\"assignments\":[");
+        let mut first = true;
+        for entry in self.catalog.running_for(owner) {
+            if !entry.exp.target_url.as_deref().is_none_or(|p| url_matches(p, url)) {
+                continue;
+            }
+            let one = match self.assign_entry(&entry, user_id).await {
+                Ok(s) => s,
+                // One experiment with a broken state must not blank the others on the page.
+                Err(e) if e.code == Code::StateUnreadable => {
+                    tracing::error!(experiment = %entry.exp.id, "{}", e.message);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if !first {
+                out.push(',');
+            }
+            first = false;
+            out.push_str(&one);
+        }
+        out.push_str("]}");
+        Ok(out)
+    }
+
+    /// POST /tracker/assign/batch: many visitors of one experiment, for email and push.
+    pub async fn assign_batch(
+        &self,
+        site_key: &str,
+        exp: Uuid,
+        user_ids: &[String],
+    ) -> AppResult<Value> {
+        if user_ids.is_empty() || user_ids.len() > MAX_BATCH {
+            return Err(AppError::validation("user_ids", format!("needs 1 to {MAX_BATCH} ids")));
+        }
+        for (i, u) in user_ids.iter().enumerate() {
+            check_user_id(&format!("user_ids[{i}]"), u)?;
+        }
+        let owner = self.site_owner(site_key)?;
+        let entry = self.tracked(owner, exp)?;
+        if entry.exp.status != Status::Running {
+            return Err(Self::not_running(&entry));
+        }
+        let weights = self.current_weights(&entry)?;
+        let now = now_ms();
+        let mut pending = Vec::with_capacity(user_ids.len());
+        for u in user_ids {
+            match self.store.assignment(exp, u)? {
+                Some(rec) => pending.push((u, Ok(rec))),
+                None => {
+                    let arm = allocator::decide(
+                        &entry.exp.seed,
+                        u,
+                        &weights.w,
+                        entry.exp.traffic_allocation,
+                    );
+                    // Send them all before awaiting any, so they share group commits.
+                    let w = self.writer.clone();
+                    let (user, weights) = (u.clone(), weights.clone());
+                    let fut = async move { w.assign(exp, user, arm, weights, now).await };
+                    pending.push((u, Err(tokio::spawn(fut))));
+                }
+            }
+        }
+        let mut items = Vec::with_capacity(pending.len());
+        for (u, p) in pending {
+            let rec = match p {
+                Ok(rec) => rec,
+                Err(handle) => *handle
+                    .await
+                    .map_err(|e| AppError::internal(format!("assign task failed: {e}")))??
+                    .record(),
+            };
+            let variants: Value = if rec.excluded() {
+                json!([])
+            } else {
+                serde_json::from_str(&entry.arm_json[usize::from(rec.arm)]).unwrap_or(json!([]))
+            };
+            let mut item = json!({"user_id": u, "assignment_id": Uuid::from_u128(rec.id),
+                                  "variants": variants});
+            if rec.excluded() {
+                item["excluded"] = json!(true);
+            }
+            items.push(item);
+        }
+        Ok(json!({"experiment_id": exp, "assignments": items}))
+    }
+
+    /// POST /tracker/convert.
+    pub async fn convert(
+        &self,
+        site_key: &str,
+        exp: Uuid,
+        user_id: &str,
+        value: Option<f64>,
+        goal: Option<&str>,
+    ) -> AppResult<Value> {
+        check_user_id("user_id", user_id)?;
+        if let Some(v) = value {
+            if !v.is_finite() {
+                return Err(AppError::validation("value", "must be a finite number"));
+            }
+        }
+        if let Some(g) = goal {
+            if g.is_empty() || g.chars().count() > 128 {
+                return Err(AppError::validation("goal", "must be 1 to 128 characters"));
+            }
+        }
+        let owner = self.site_owner(site_key)?;
+        let entry = self.tracked(owner, exp)?;
+        if !matches!(entry.exp.status, Status::Running | Status::Paused) {
+            return Err(Self::not_running(&entry));
+        }
+        // A goal that names the experiment's own goal (or none at all) is the primary one;
+        // any other is kept apart and does not move the posterior.
+        let key = match (goal, &entry.exp.goal) {
+            (None, _) | (Some(_), None) => PRIMARY_GOAL.to_string(),
+            (Some(g), Some(eg)) if eg.key() == g => PRIMARY_GOAL.to_string(),
+            (Some(g), Some(_)) => g.to_string(),
+        };
+        if self.store.assignment(exp, user_id)?.is_none() {
+            return Err(not_assigned());
+        }
+        let out = self.writer.convert(exp, user_id.to_string(), key, value, now_ms()).await?;
+        Ok(match out {
+            ConvertOutcome::Recorded => json!({"recorded": true}),
+            ConvertOutcome::Duplicate => json!({"recorded": false, "reason": "duplicate"}),
+            ConvertOutcome::Excluded => json!({"recorded": false, "reason": "excluded"}),
+            ConvertOutcome::NotAssigned => return Err(not_assigned()),
+        })
+    }
+
+    /// The body of `/t/{site_key}.js`: the site's settings, including the selectors to hide
+    /// before first paint, then the tracker itself, in one synchronous response.
+    pub fn site_script(&self, site_key: &str, tracker_js: &str) -> Option<String> {
+        let owner = self.catalog.site_owner(site_key)?;
+        let mut hide: Vec<&str> = Vec::new();
+        let running = self.catalog.running_for(owner);
+        for e in &running {
+            for el in &e.exp.elements {
+                if let Some(s) = el.selector.as_deref() {
+                    if !hide.contains(&s) {
+                        hide.push(s);
+                    }
+                }
+            }
+        }
+        let settings = json!({
+            "endpoint": self.public_url(),
+            "siteKey": site_key,
+            "hide": hide,
+            "timeout": 1500,
+        });
+        // `</` inside a JSON string could end an inline script; escape it defensively.
+        let settings = settings.to_string().replace("</", "<\\/");
+        Some(format!("window.__samplit={settings};\n{tracker_js}"))
+    }
+}
+
+fn not_assigned() -> AppError {
+    AppError::new(Code::AssignmentNotFound, "this user was never assigned to the experiment")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_patterns() {
+        assert!(url_matches("https://shop.example/*", "https://shop.example/a/b"));
+        assert!(url_matches("*", "anything"));
+        assert!(url_matches("https://*.example/p*", "https://www.example/pricing"));
+        assert!(!url_matches("https://shop.example/*", "https://other.example/"));
+        assert!(!url_matches("https://a/x", "https://a/x/y"));
+        assert!(url_matches("https://a/*/c", "https://a/b/c"));
+        assert!(!url_matches("ab*ba", "aba"));
+    }
+
+    #[test]
+    fn user_ids() {
+        assert!(check_user_id("u", "abc").is_ok());
+        assert!(check_user_id("u", "").is_err());
+        assert!(check_user_id("u", &"x".repeat(129)).is_err());
+        assert!(check_user_id("u", "a\nb").is_err());
+    }
+}

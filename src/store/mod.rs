@@ -1,0 +1,463 @@
+//! The embedded store: one redb file. The service layer talks to it through the narrow set
+//! of operations below (domain records in, domain records out, no redb types), so another
+//! backend can stand behind the same calls. Hot writes go only through `writer`.
+
+pub mod records;
+pub mod tables;
+pub mod writer;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use records::{ApiKey, AssignmentRec, ConversionRec, User};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tables::*;
+use uuid::Uuid;
+
+use crate::engine::model::Experiment;
+
+pub const DB_FILE: &str = "samplit.redb";
+/// The schema this build writes. Opening an older file runs the steps in `migrate`.
+pub const SCHEMA_VERSION: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the data directory {0} is in use by another Samplit process (a running server?); \
+         stop it or use another --data-dir"
+    )]
+    Locked(PathBuf),
+    #[error("store error: {0}")]
+    Db(String),
+    #[error("corrupt record in {table}: {message}")]
+    Corrupt { table: &'static str, message: String },
+    #[error(
+        "the bandit state of experiment {experiment} cannot be decrypted (wrong state key or \
+         tampered record); run `samplit repair --experiment {experiment}` to rebuild it from \
+         the assignment and conversion records"
+    )]
+    StateUnreadable { experiment: Uuid },
+    #[error("the data file was written by a newer Samplit (schema {found}, this build knows {known})")]
+    TooNew { found: u32, known: u32 },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the store writer has stopped")]
+    WriterGone,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+        }
+    )*};
+}
+db_err!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::CompactionError
+);
+
+pub(crate) fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt { table, message: e.to_string() }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("records serialize")
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(table: &'static str, b: &[u8]) -> StoreResult<T> {
+    serde_json::from_slice(b).map_err(|e| corrupt(table, e))
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) `<dir>/samplit.redb` and brings its schema up to date.
+    pub fn open(dir: &Path) -> StoreResult<Store> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join(DB_FILE);
+        // A bounded page cache keeps memory flat however large the file grows.
+        let db = Database::builder().set_cache_size(64 * 1024 * 1024).create(&path).map_err(
+            |e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(dir.to_path_buf()),
+                other => StoreError::Db(other.to_string()),
+            },
+        )?;
+        let store = Store { db: Arc::new(db), path };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn schema_version(&self) -> StoreResult<u32> {
+        let r = self.db.begin_read()?;
+        let t = match r.open_table(META) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(t.get(SCHEMA_KEY)?.map(|v| read_u32(v.value())).unwrap_or(0))
+    }
+
+    /// Runs every migration step between the file's schema and this build's, in one
+    /// transaction, so a crash mid-way leaves the old schema intact.
+    fn migrate(&self) -> StoreResult<()> {
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StoreError::TooNew { found, known: SCHEMA_VERSION });
+        }
+        if found == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let w = self.db.begin_write()?;
+        {
+            tables::create_all(&w)?;
+            if found == 1 {
+                migrate_v1_to_v2(&w)?;
+            }
+            let mut meta = w.open_table(META)?;
+            meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())?;
+        }
+        w.commit()?;
+        if found != 0 {
+            tracing::info!(from = found, to = SCHEMA_VERSION, "migrated the data file");
+        }
+        Ok(())
+    }
+
+    // --- users -------------------------------------------------------------------------
+
+    pub fn user_count(&self) -> StoreResult<u64> {
+        let r = self.db.begin_read()?;
+        Ok(r.open_table(USERS)?.len()?)
+    }
+
+    /// Inserts a user; when `first_becomes_admin` and the store has no user yet, the role
+    /// is set to admin in the same transaction, so two racing registrations cannot both win.
+    /// Returns None when `only_if_empty` and a user already exists.
+    pub fn insert_user(&self, mut user: User, only_if_empty: bool) -> StoreResult<Option<User>> {
+        let w = self.db.begin_write()?;
+        {
+            let mut users = w.open_table(USERS)?;
+            if users.len()? == 0 {
+                user.role = records::Role::Admin;
+            } else if only_if_empty {
+                return Ok(None);
+            }
+            let mut emails = w.open_table(USER_EMAILS)?;
+            if emails.get(user.email.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!("{} is already registered", user.email)));
+            }
+            emails.insert(user.email.as_str(), user.id.as_u128())?;
+            users.insert(user.id.as_u128(), to_json(&user).as_slice())?;
+            w.open_table(SITE_KEYS)?.insert(user.site_key.as_str(), user.id.as_u128())?;
+        }
+        w.commit()?;
+        Ok(Some(user))
+    }
+
+    pub fn update_user(&self, user: &User) -> StoreResult<()> {
+        let w = self.db.begin_write()?;
+        w.open_table(USERS)?.insert(user.id.as_u128(), to_json(user).as_slice())?;
+        w.commit()?;
+        Ok(())
+    }
+
+    pub fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(USERS)?;
+        t.get(id.as_u128())?.map(|v| from_json("users", v.value())).transpose()
+    }
+
+    pub fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+        let id = {
+            let r = self.db.begin_read()?;
+            let t = r.open_table(USER_EMAILS)?;
+            t.get(email)?.map(|v| v.value())
+        };
+        match id {
+            Some(id) => self.user(Uuid::from_u128(id)),
+            None => Ok(None),
+        }
+    }
+
+    pub fn users(&self) -> StoreResult<Vec<User>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(USERS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            out.push(from_json("users", v.value())?);
+        }
+        out.sort_by_key(|u: &User| u.created_at);
+        Ok(out)
+    }
+
+    /// Every site key with its owner, for the in-memory lookup the tracker uses.
+    pub fn site_keys(&self) -> StoreResult<Vec<(String, Uuid)>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(SITE_KEYS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            out.push((k.value().to_string(), Uuid::from_u128(v.value())));
+        }
+        Ok(out)
+    }
+
+    // --- API keys ----------------------------------------------------------------------
+
+    pub fn insert_api_key(&self, key: &ApiKey, hash: &[u8]) -> StoreResult<()> {
+        let w = self.db.begin_write()?;
+        {
+            w.open_table(API_KEYS)?.insert(key.id.as_u128(), to_json(key).as_slice())?;
+            w.open_table(API_KEY_HASHES)?.insert(hash, key.id.as_u128())?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    pub fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKey>> {
+        let r = self.db.begin_read()?;
+        let Some(id) = r.open_table(API_KEY_HASHES)?.get(hash)?.map(|v| v.value()) else {
+            return Ok(None);
+        };
+        let t = r.open_table(API_KEYS)?;
+        t.get(id)?.map(|v| from_json("api_keys", v.value())).transpose()
+    }
+
+    pub fn api_keys(&self, user: Uuid) -> StoreResult<Vec<ApiKey>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(API_KEYS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            let k: ApiKey = from_json("api_keys", v.value())?;
+            if k.user_id == user {
+                out.push(k);
+            }
+        }
+        out.sort_by_key(|k| k.created_at);
+        Ok(out)
+    }
+
+    pub fn touch_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+        let w = self.db.begin_write()?;
+        w.open_table(API_KEYS)?.insert(key.id.as_u128(), to_json(key).as_slice())?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Removes the key if `user` owns it; false when there is no such key of theirs.
+    pub fn delete_api_key(&self, user: Uuid, id: Uuid) -> StoreResult<bool> {
+        let w = self.db.begin_write()?;
+        {
+            let mut keys = w.open_table(API_KEYS)?;
+            let owned = match keys.get(id.as_u128())? {
+                Some(v) => from_json::<ApiKey>("api_keys", v.value())?.user_id == user,
+                None => false,
+            };
+            if !owned {
+                return Ok(false);
+            }
+            keys.remove(id.as_u128())?;
+            let mut hashes = w.open_table(API_KEY_HASHES)?;
+            let mut stale = Vec::new();
+            for row in hashes.iter()? {
+                let (h, v) = row?;
+                if v.value() == id.as_u128() {
+                    stale.push(h.value().to_vec());
+                }
+            }
+            for h in stale {
+                hashes.remove(h.as_slice())?;
+            }
+        }
+        w.commit()?;
+        Ok(true)
+    }
+
+    // --- experiments -------------------------------------------------------------------
+
+    pub fn put_experiment(&self, exp: &Experiment) -> StoreResult<()> {
+        let w = self.db.begin_write()?;
+        w.open_table(EXPERIMENTS)?.insert(exp.id.as_u128(), to_json(exp).as_slice())?;
+        w.commit()?;
+        Ok(())
+    }
+
+    pub fn delete_experiment(&self, id: Uuid) -> StoreResult<()> {
+        let w = self.db.begin_write()?;
+        {
+            w.open_table(EXPERIMENTS)?.remove(id.as_u128())?;
+            w.open_table(BANDIT)?.remove(id.as_u128())?;
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    pub fn experiments(&self) -> StoreResult<Vec<Experiment>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(EXPERIMENTS)?;
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            out.push(from_json("experiments", v.value())?);
+        }
+        Ok(out)
+    }
+
+    // --- hot records (read side; writes go through the writer) ---------------------------
+
+    pub fn assignment(&self, exp: Uuid, user: &str) -> StoreResult<Option<AssignmentRec>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(ASSIGNMENTS)?;
+        t.get((exp.as_u128(), user))?
+            .map(|v| postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e)))
+            .transpose()
+    }
+
+    /// Visits every assignment of an experiment in key order, with its primary-goal
+    /// conversion if any, without holding them all in memory.
+    pub fn scan_assignments(
+        &self,
+        exp: Uuid,
+        mut f: impl FnMut(&str, &AssignmentRec, Option<&ConversionRec>) -> bool,
+    ) -> StoreResult<()> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(ASSIGNMENTS)?;
+        let conv = r.open_table(CONVERSIONS)?;
+        let id = exp.as_u128();
+        for row in t.range((id, "")..(id + 1, ""))? {
+            let (k, v) = row?;
+            let (_, user) = k.value();
+            let rec: AssignmentRec =
+                postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e))?;
+            let c = conv
+                .get((id, user, PRIMARY_GOAL))?
+                .map(|v| postcard::from_bytes::<ConversionRec>(v.value()))
+                .transpose()
+                .map_err(|e| corrupt("conversions", e))?;
+            if !f(user, &rec, c.as_ref()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Hourly per-arm counters of an experiment: `(hour, arm, allocations, conversions)`.
+    pub fn timeseries(&self, exp: Uuid) -> StoreResult<Vec<(i64, u32, u64, u64)>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(TIMESERIES)?;
+        let id = exp.as_u128();
+        let mut out = Vec::new();
+        for row in t.range((id, i64::MIN, 0)..=(id, i64::MAX, u32::MAX))? {
+            let (k, v) = row?;
+            let (_, hour, arm) = k.value();
+            let (a, c) = v.value();
+            out.push((hour, arm, a, c));
+        }
+        Ok(out)
+    }
+}
+
+/// The conversion key of an experiment's primary goal.
+pub const PRIMARY_GOAL: &str = "";
+
+fn read_u32(b: &[u8]) -> u32 {
+    b.get(..4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0)
+}
+
+/// Schema 1 kept site keys only inside user records; schema 2 indexes them so the tracker
+/// finds a site's owner without a scan.
+fn migrate_v1_to_v2(w: &redb::WriteTransaction) -> StoreResult<()> {
+    let users = w.open_table(USERS)?;
+    let mut sites = w.open_table(SITE_KEYS)?;
+    for row in users.iter()? {
+        let (_, v) = row?;
+        let u: User = from_json("users", v.value())?;
+        sites.insert(u.site_key.as_str(), u.id.as_u128())?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(email: &str) -> User {
+        User {
+            id: Uuid::new_v4(),
+            email: email.into(),
+            name: String::new(),
+            role: records::Role::Member,
+            password_hash: "x".into(),
+            site_key: format!("site_{email}"),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_v1_file_opens_after_the_version_bump() {
+        let dir = tempfile::tempdir().unwrap();
+        let u = user("old@example.com");
+        {
+            // Write a file the way schema 1 did: users and emails, no site-key index.
+            let db = Database::create(dir.path().join(DB_FILE)).unwrap();
+            let w = db.begin_write().unwrap();
+            {
+                w.open_table(USERS).unwrap().insert(u.id.as_u128(), to_json(&u).as_slice()).unwrap();
+                w.open_table(USER_EMAILS).unwrap().insert(u.email.as_str(), u.id.as_u128()).unwrap();
+                w.open_table(META).unwrap().insert(SCHEMA_KEY, 1u32.to_le_bytes().as_slice()).unwrap();
+            }
+            w.commit().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+        assert_eq!(s.site_keys().unwrap(), vec![(u.site_key.clone(), u.id)]);
+        assert_eq!(s.user_by_email("old@example.com").unwrap().unwrap().id, u.id);
+    }
+
+    #[test]
+    fn a_newer_file_is_refused_and_a_second_open_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked(_))));
+        {
+            let w = s.db.begin_write().unwrap();
+            w.open_table(META).unwrap().insert(SCHEMA_KEY, 99u32.to_le_bytes().as_slice()).unwrap();
+            w.commit().unwrap();
+        }
+        drop(s);
+        assert!(matches!(Store::open(dir.path()), Err(StoreError::TooNew { found: 99, .. })));
+    }
+
+    #[test]
+    fn first_user_is_admin_and_emails_are_unique() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let a = s.insert_user(user("a@x.io"), true).unwrap().unwrap();
+        assert_eq!(a.role, records::Role::Admin);
+        assert!(s.insert_user(user("b@x.io"), true).unwrap().is_none());
+        let b = s.insert_user(user("b@x.io"), false).unwrap().unwrap();
+        assert_eq!(b.role, records::Role::Member);
+        assert!(matches!(s.insert_user(user("b@x.io"), false), Err(StoreError::Conflict(_))));
+    }
+}

@@ -1,0 +1,116 @@
+//! What is stored. Management records (users, keys, experiments) are JSON for readability
+//! and schema tolerance; the hot records (assignments, conversions, bandit state) are
+//! postcard, small and fast.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "admin" => Some(Role::Admin),
+            "member" => Some(Role::Member),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+    pub site_key: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    /// The first characters of the key, so a person can tell keys apart.
+    pub prefix: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A visitor's sticky answer. `arm == EXCLUDED` records a visitor outside the traffic share,
+/// so they stay outside.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AssignmentRec {
+    pub id: u128,
+    pub arm: u16,
+    pub weights_version: u32,
+    /// The probability this visitor had of landing in `arm` when assigned.
+    pub propensity: f64,
+    pub at: i64,
+}
+
+pub const EXCLUDED: u16 = u16::MAX;
+
+impl AssignmentRec {
+    pub fn excluded(&self) -> bool {
+        self.arm == EXCLUDED
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ConversionRec {
+    pub arm: u16,
+    pub value: Option<f64>,
+    pub at: i64,
+}
+
+/// Per-arm accumulators, updated in the same transaction as the records they count.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ArmState {
+    pub allocations: u64,
+    /// Conversions of the primary goal, once per visitor.
+    pub conversions: u64,
+    /// Σ of this arm's weight over every assignment: the count SRM expects.
+    pub expected: f64,
+    /// Σ 1/propensity over converting visitors: the inverse-propensity numerator.
+    pub ipw_conversions: f64,
+    pub value_sum: f64,
+}
+
+/// The bandit state of one experiment, stored sealed under the state key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BanditState {
+    pub arms: Vec<ArmState>,
+    pub weights: Vec<f64>,
+    pub weights_version: u32,
+    pub excluded: u64,
+    pub refreshed_at: i64,
+}
+
+impl BanditState {
+    pub fn new(k: usize, weights: Vec<f64>) -> BanditState {
+        BanditState { arms: vec![ArmState::default(); k], weights, ..Default::default() }
+    }
+
+    pub fn visitors(&self) -> u64 {
+        self.arms.iter().map(|a| a.allocations).sum()
+    }
+
+    pub fn conversions(&self) -> u64 {
+        self.arms.iter().map(|a| a.conversions).sum()
+    }
+}

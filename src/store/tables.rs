@@ -1,0 +1,44 @@
+//! Table definitions. Keys are chosen for the lookups the hot path makes:
+//! `(experiment, user)` for sticky assignments, `(experiment, user, goal)` for conversions.
+
+use redb::{TableDefinition, WriteTransaction};
+
+pub const SCHEMA_KEY: &str = "schema_version";
+
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+pub const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");
+pub const USER_EMAILS: TableDefinition<&str, u128> = TableDefinition::new("user_emails");
+pub const SITE_KEYS: TableDefinition<&str, u128> = TableDefinition::new("site_keys");
+pub const API_KEYS: TableDefinition<u128, &[u8]> = TableDefinition::new("api_keys");
+pub const API_KEY_HASHES: TableDefinition<&[u8], u128> = TableDefinition::new("api_key_hashes");
+pub const EXPERIMENTS: TableDefinition<u128, &[u8]> = TableDefinition::new("experiments");
+/// Sealed `BanditState` per experiment.
+pub const BANDIT: TableDefinition<u128, &[u8]> = TableDefinition::new("bandit_state");
+pub const ASSIGNMENTS: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("assignments");
+pub const CONVERSIONS: TableDefinition<(u128, &str, &str), &[u8]> =
+    TableDefinition::new("conversions");
+/// `(experiment, hour since epoch, arm) -> (allocations, conversions)`.
+pub const TIMESERIES: TableDefinition<(u128, i64, u32), (u64, u64)> =
+    TableDefinition::new("timeseries");
+
+/// `(experiment, weights version) -> weights`: what each assignment's propensity came from.
+pub const WEIGHT_HISTORY: TableDefinition<(u128, u32), &[u8]> =
+    TableDefinition::new("weight_history");
+
+/// Opening a table in a write transaction creates it; doing it for all at once means
+/// readers never meet a missing table.
+pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
+    w.open_table(META)?;
+    w.open_table(USERS)?;
+    w.open_table(USER_EMAILS)?;
+    w.open_table(SITE_KEYS)?;
+    w.open_table(API_KEYS)?;
+    w.open_table(API_KEY_HASHES)?;
+    w.open_table(EXPERIMENTS)?;
+    w.open_table(BANDIT)?;
+    w.open_table(ASSIGNMENTS)?;
+    w.open_table(CONVERSIONS)?;
+    w.open_table(TIMESERIES)?;
+    w.open_table(WEIGHT_HISTORY)?;
+    Ok(())
+}
