@@ -536,13 +536,14 @@ pub fn apply(
     }
     for (i, e) in exp.elements.iter().enumerate() {
         if let Some(s) = &e.selector {
-            if s.trim().is_empty() || s.len() > 1024 {
+            // Selectors go into a stylesheet and a script tag on customers' pages.
+            if s.trim().is_empty() || s.len() > 1024 || s.contains(['{', '}', '<']) {
                 let field = if exp.exp_type == ExpType::AbTest {
                     "selector".to_string()
                 } else {
                     format!("elements[{i}].selector")
                 };
-                return Err(invalid(field, "must be 1 to 1024 characters"));
+                return Err(invalid(field, "must be a CSS selector of 1 to 1024 characters without { } <"));
             }
         }
     }

@@ -263,9 +263,13 @@ impl Services {
             }
         }
         let owner = self.site_owner(site_key)?;
-        let entry = self.tracked(owner, exp)?;
-        if !matches!(entry.exp.status, Status::Running | Status::Paused) {
-            return Err(Self::not_running(&entry));
+        let Some(entry) = self.catalog.get(exp).filter(|e| e.exp.owner == owner) else {
+            return Err(AppError::new(Code::ExpNotFound, "experiment not found"));
+        };
+        // Visitors keep converting on pages a while after an experiment ends (tracker.js
+        // remembers goals); that is not an error the page should see in its console.
+        if !matches!(entry.exp.status, Status::Running | Status::Paused) || entry.exp.archived_at.is_some() {
+            return Ok(json!({"recorded": false, "reason": "not_running"}));
         }
         // A goal that names the experiment's own goal (or none at all) is the primary one;
         // any other is kept apart and does not move the posterior.

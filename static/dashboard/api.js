@@ -96,6 +96,7 @@ export async function request(method, path, { query, body, signal, auth = true }
     // the server's key changed). Public calls (login, simulate) handle 401 themselves.
     if (res.status === 401 && token) {
       clearToken();
+      error.sessionEnded = true; // the app announces this once; views need not
       window.dispatchEvent(new CustomEvent('samplit:unauthorized', { detail: error }));
     }
     throw error;

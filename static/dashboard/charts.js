@@ -25,11 +25,17 @@ export function mountChart(container, draw, signal) {
     container.append(draw(width));
   };
   render();
+  // Stop listening when the view changes (signal) or the chart is replaced (refresh).
+  const own = new AbortController();
+  if (signal) signal.addEventListener('abort', () => own.abort(), { once: true });
   let timer = null;
   window.addEventListener('resize', () => {
     clearTimeout(timer);
-    timer = setTimeout(render, 120);
-  }, { signal });
+    timer = setTimeout(() => {
+      if (!container.isConnected) { own.abort(); return; }
+      render();
+    }, 120);
+  }, { signal: own.signal });
 }
 
 function svgRoot(width, height, title, desc, testid) {
@@ -124,6 +130,12 @@ export function lineChart({ width, height = 260, series, xDomain, yDomain, xForm
 export function stackedShareChart({ width, height = 240, names, segments, xFormat, xIsTime = false, title, desc, testid }) {
   const m = { top: 12, right: 16, bottom: 28, left: 48 };
   const svg = svgRoot(width, height, title, desc, testid);
+  if (!segments.length) {
+    svg.setAttribute('height', 40);
+    svg.setAttribute('viewBox', `0 0 ${width} 40`);
+    svg.append(s('text', { x: 8, y: 24, class: 'tick', text: 'No traffic in this period.' }));
+    return svg;
+  }
   const xMin = segments.length ? segments[0].x0 : 0;
   const xMax = segments.length ? segments[segments.length - 1].x1 : 1;
   const x = linear(xMin, xMax, m.left, width - m.right);

@@ -66,10 +66,15 @@ export function mount(el, ...children) {
 /** A labelled form field; `control` is the input/select/textarea. */
 export function field(label, control, { hint, field: fieldName, class: cls } = {}) {
   if (!control.id) control.id = uid();
+  let hintEl = null;
+  if (hint) {
+    hintEl = h('p', { class: 'hint', id: `${control.id}-hint` }, hint);
+    control.setAttribute('aria-describedby', hintEl.id);
+  }
   return h('div', { class: ['field', cls], 'data-field': fieldName },
     h('label', { for: control.id }, label),
     control,
-    hint ? h('p', { class: 'hint' }, hint) : null,
+    hintEl,
   );
 }
 

@@ -7,7 +7,11 @@ import { h } from './dom.js';
 
 export function clearErrors(form) {
   form.querySelectorAll('.field-error').forEach((el) => el.remove());
-  form.querySelectorAll('[aria-invalid="true"]').forEach((el) => el.removeAttribute('aria-invalid'));
+  form.querySelectorAll('[aria-invalid="true"]').forEach((el) => {
+    el.removeAttribute('aria-invalid');
+    const rest = (el.getAttribute('aria-describedby') || '').split(' ').filter((x) => x && !x.endsWith('-error'));
+    if (rest.length) el.setAttribute('aria-describedby', rest.join(' ')); else el.removeAttribute('aria-describedby');
+  });
   form.querySelectorAll('.has-error').forEach((el) => el.classList.remove('has-error'));
 }
 
@@ -49,7 +53,8 @@ export function showFieldError(form, path, message, aliases) {
     if (control) {
       control.setAttribute('aria-invalid', 'true');
       errorEl.id = `${control.id || 'ctl'}-error`;
-      control.setAttribute('aria-describedby', errorEl.id);
+      const described = (control.getAttribute('aria-describedby') || '').split(' ').filter((x) => x && x !== errorEl.id);
+      control.setAttribute('aria-describedby', [errorEl.id, ...described].join(' '));
     }
     // For a group container, put the message at its top, where it is seen.
     if (wrapper === control) wrapper.after(errorEl);

@@ -25,6 +25,7 @@ export function toast(message, kind = 'info') {
 /** Show an API (or any) error as a toast; the single place errors surface. */
 export function showError(err, prefix) {
   if (err && err.name === 'AbortError') return;
+  if (err && err.sessionEnded) return; // already announced, and the login page is shown
   toast(prefix ? `${prefix}: ${describeError(err)}` : describeError(err), 'error');
 }
 

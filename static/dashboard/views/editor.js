@@ -237,12 +237,14 @@ export async function render({ root, params, signal, app }) {
         () => v.weight, (x) => { v.weight = x; updateShares(); }), { field: `${path}.weight`, class: 'field-weight' })
       : null;
     const advancedId = uid('adv');
-    const details = h('details', { class: 'advanced', open: Boolean(v.advanced.trim()) },
+    const details = h('details', { class: 'advanced', open: Boolean(v.advanced.trim()) || v.showAdvanced },
       h('summary', null, 'Advanced content (JSON)'),
       h('p', { class: 'hint', id: `${advancedId}-hint` }, 'Other changes to the element, e.g. ',
         h('code', null, '{"attributes": {"href": "/sale"}, "style": {"color": "#a00"}, "add_class": ["big"], "remove_class": ["old"], "hide": true, "redirect": "https://…"}')),
       bind(h('textarea', { id: advancedId, rows: 4, spellcheck: 'false', class: 'mono', 'aria-label': 'Advanced content JSON', 'aria-describedby': `${advancedId}-hint`, 'data-testid': 'variant-advanced' }),
         () => v.advanced, (x) => { v.advanced = x; }));
+    // Keep it open across re-renders once the user opened it.
+    details.addEventListener('toggle', () => { v.showAdvanced = details.open; });
     return h('div', { class: 'variant', 'data-field': path, 'data-testid': 'variant-row' },
       h('div', { class: 'variant-head' },
         field('Variant name', textInput(() => v.name, (x) => { v.name = x; }, { 'data-testid': 'variant-name', maxlength: 200 }), { field: `${path}.name`, class: 'grow' }),

@@ -4,7 +4,7 @@ import { h, mount, loading, errorPanel, field } from '../dom.js';
 import { api } from '../api.js';
 import { toast, showError, confirmDialog, statusBadge, copyButton } from '../ui.js';
 import * as f from '../format.js';
-import { renderResults, armLabel, variantNames, isControlArm, controlVariantIds } from './results.js';
+import { renderResults, armLabel, variantNames } from './results.js';
 
 export async function render({ root, params, signal, app }) {
   const page = h('div', { class: 'page' });
@@ -177,7 +177,6 @@ function contentSummary(content) {
 }
 
 function definitionSection(exp) {
-  const controls = controlVariantIds(exp);
   return h('section', { class: 'panel', 'data-testid': 'definition' },
     h('h2', null, exp.type === 'multi_element' ? 'Elements and variants' : 'Variants'),
     (exp.elements || []).map((el) => h('div', { class: 'definition' },
@@ -187,7 +186,7 @@ function definitionSection(exp) {
       h('div', { class: 'table-wrap' }, h('table', { class: 'table compact' },
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Variant'), exp.allocation === 'fixed' ? h('th', { scope: 'col', class: 'num' }, 'Weight') : null, h('th', { scope: 'col' }, 'Content'))),
         h('tbody', null, (el.variants || []).map((v) => h('tr', null,
-          h('th', { scope: 'row' }, v.name, isControlArm({ variant_ids: [v.id] }, controls) || v.is_control ? h('span', { class: 'tag' }, 'control') : null),
+          h('th', { scope: 'row' }, v.name, v.is_control ? h('span', { class: 'tag' }, 'control') : null),
           exp.allocation === 'fixed' ? h('td', { class: 'num' }, Number.isFinite(v.weight) ? f.pct(v.weight) : 'equal') : null,
           h('td', null, contentSummary(v.content))))))))));
 }
