@@ -43,7 +43,9 @@ export function loss(x) {
 
 export function interval(ci) {
   if (!Array.isArray(ci) || ci.length !== 2) return DASH;
-  return `${pct(ci[0], 2)} – ${pct(ci[1], 2)}`;
+  // A rate lies in [0, 1]; clamp in case an approximation strays outside.
+  const clamp = (x) => (Number.isFinite(x) ? Math.min(1, Math.max(0, x)) : x);
+  return `${pct(clamp(ci[0]), 2)} – ${pct(clamp(ci[1]), 2)}`;
 }
 
 export function dateTime(iso) {

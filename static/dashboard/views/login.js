@@ -1,7 +1,6 @@
 // First run (create the admin account), login, and open registration.
 import { h, mount, field, loading } from '../dom.js';
 import { api, setToken } from '../api.js';
-import { showError } from '../ui.js';
 import { clearErrors, showApiError, showFieldError, formErrors } from '../forms.js';
 
 async function logIn(email, password) {
@@ -20,9 +19,9 @@ export async function render({ root, signal, app }) {
     status = await api.get('/auth/status', { signal, auth: false });
   } catch (err) {
     if (signal.aborted) return;
-    // Older servers lack /auth/status: still offer the login form, but say why.
+    // Older servers lack /auth/status: still offer the login form, and say why in
+    // the banner below (shown once, not also as a toast).
     statusError = err;
-    showError(err, 'Could not check the server status');
   }
 
   const show = (mode) => mount(page,

@@ -19,6 +19,7 @@ export function controlVariantIds(exp) {
 }
 
 export function isControlArm(arm, controls) {
+  if (typeof arm.is_control === 'boolean') return arm.is_control;
   const ids = arm.variant_ids && arm.variant_ids.length ? arm.variant_ids : [arm.arm_id];
   return controls.size > 0 && ids.every((id) => controls.has(id));
 }
@@ -55,7 +56,7 @@ function srmWarning(a) {
   if (!a.srm || !a.srm.mismatch) return null;
   return h('div', { class: 'banner banner-warning', role: 'alert', 'data-testid': 'srm-warning' },
     h('strong', null, 'Sample ratio mismatch. '),
-    `The visitors did not split between the arms the way the allocator intended (p = ${Number(a.srm.p_value).toPrecision(2)}). `,
+    `The visitors did not split between the arms the way the allocator intended${Number.isFinite(a.srm.p_value) ? ` (p = ${a.srm.p_value.toPrecision(2)})` : ''}. `,
     'This usually means a tracking problem — the snippet missing on some pages, redirects, caching or bots — so treat these results with caution until it is fixed.');
 }
 
