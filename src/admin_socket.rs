@@ -86,16 +86,40 @@ async fn exchange(stream: UnixStream, req: &AdminRequest) -> Result<Value, AppEr
     }
     let code = v["error"]["code"].as_str().unwrap_or("INTERNAL").to_string();
     let message = v["error"]["message"].as_str().unwrap_or("unknown error").to_string();
-    Err(AppError { code: code_from_str(&code), message, details: v["error"].get("details").cloned() })
+    Err(AppError {
+        code: code_from_str(&code),
+        message,
+        details: v["error"].get("details").cloned(),
+    })
 }
 
 fn code_from_str(s: &str) -> Code {
     use Code::*;
     [
-        BadJson, BadRequest, UnsupportedMediaType, PayloadTooLarge, Unauthorized, InvalidCredentials,
-        InvalidSiteKey, Forbidden, RegistrationClosed, RouteNotFound, MethodNotAllowed, UserNotFound,
-        ExpNotFound, ApiKeyNotFound, AssignmentNotFound, EmailTaken, InvalidTransition, ExpNotRunning,
-        ExpNotDraft, ValidationFailed, RateLimited, StateUnreadable, ServerBusy, Internal,
+        BadJson,
+        BadRequest,
+        UnsupportedMediaType,
+        PayloadTooLarge,
+        Unauthorized,
+        InvalidCredentials,
+        InvalidSiteKey,
+        Forbidden,
+        RegistrationClosed,
+        RouteNotFound,
+        MethodNotAllowed,
+        UserNotFound,
+        ExpNotFound,
+        ApiKeyNotFound,
+        AssignmentNotFound,
+        EmailTaken,
+        InvalidTransition,
+        ExpNotRunning,
+        ExpNotDraft,
+        ValidationFailed,
+        RateLimited,
+        StateUnreadable,
+        ServerBusy,
+        Internal,
     ]
     .into_iter()
     .find(|c| c.as_str() == s)

@@ -81,7 +81,9 @@ pub enum Command {
         data: DataArgs,
     },
     /// Rebuild bandit state from the assignment and conversion records
-    #[command(after_help = "Examples:\n  samplit repair                     rebuild every state that cannot be read\n  samplit repair --experiment 0b6f...  rebuild this one")]
+    #[command(
+        after_help = "Examples:\n  samplit repair                     rebuild every state that cannot be read\n  samplit repair --experiment 0b6f...  rebuild this one"
+    )]
     Repair {
         /// Only this experiment (default: every experiment whose state cannot be read)
         #[arg(long, value_name = "ID")]
@@ -97,7 +99,9 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum UserCommand {
     /// Create a user (reads the password from stdin when --password is not given)
-    #[command(after_help = "Example:\n  echo 'a long password' | samplit user create --email ana@example.com --role admin")]
+    #[command(
+        after_help = "Example:\n  echo 'a long password' | samplit user create --email ana@example.com --role admin"
+    )]
     Create {
         #[arg(long)]
         email: String,
@@ -119,7 +123,9 @@ pub enum UserCommand {
         data: DataArgs,
     },
     /// Set a user's password (reads it from stdin when --password is not given)
-    #[command(after_help = "Example:\n  echo 'new long password' | samplit user set-password --email ana@example.com")]
+    #[command(
+        after_help = "Example:\n  echo 'new long password' | samplit user set-password --email ana@example.com"
+    )]
     SetPassword {
         #[arg(long)]
         email: String,
@@ -129,7 +135,9 @@ pub enum UserCommand {
         data: DataArgs,
     },
     /// Set a user's role
-    #[command(after_help = "Example:\n  samplit user set-role --email ana@example.com --role admin")]
+    #[command(
+        after_help = "Example:\n  samplit user set-role --email ana@example.com --role admin"
+    )]
     SetRole {
         #[arg(long)]
         email: String,
@@ -196,7 +204,8 @@ impl<E: std::fmt::Display> From<E> for Failure {
 }
 
 pub fn load_config(data: &DataArgs, bind: Option<String>) -> Result<Loaded, Failure> {
-    let overrides = Overrides { config_file: data.config.clone(), bind, data_dir: data.data_dir.clone() };
+    let overrides =
+        Overrides { config_file: data.config.clone(), bind, data_dir: data.data_dir.clone() };
     Ok(Loaded::resolve(&overrides, std::env::vars())?)
 }
 
@@ -229,7 +238,10 @@ pub async fn admin(data: &DataArgs, req: AdminRequest) -> Result<Value, Failure>
 }
 
 fn app_failure(e: AppError) -> Failure {
-    Failure { message: format!("{} ({})", e.message, e.code.as_str()), code: if e.status() < 500 { 2 } else { 1 } }
+    Failure {
+        message: format!("{} ({})", e.message, e.code.as_str()),
+        code: if e.status() < 500 { 2 } else { 1 },
+    }
 }
 
 pub fn print_json(v: &Value) {
@@ -238,9 +250,8 @@ pub fn print_json(v: &Value) {
 
 fn table(rows: &[Vec<String>]) {
     let cols = rows.first().map(Vec::len).unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> =
+        (0..cols).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     for r in rows {
         let line: Vec<String> = r.iter().zip(&widths).map(|(s, w)| format!("{s:<w$}")).collect();
         println!("{}", line.join("  ").trim_end());
@@ -264,9 +275,21 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
         }
         Command::User(UserCommand::List { data }) => {
             let v = admin(&data, AdminRequest::UserList).await?;
-            let mut rows = vec![vec!["EMAIL".into(), "ROLE".into(), "NAME".into(), "CREATED".into(), "ID".into()]];
+            let mut rows = vec![vec![
+                "EMAIL".into(),
+                "ROLE".into(),
+                "NAME".into(),
+                "CREATED".into(),
+                "ID".into(),
+            ]];
             for u in v["items"].as_array().into_iter().flatten() {
-                rows.push(vec![s(&u["email"]), s(&u["role"]), s(&u["name"]), s(&u["created_at"]), s(&u["id"])]);
+                rows.push(vec![
+                    s(&u["email"]),
+                    s(&u["role"]),
+                    s(&u["name"]),
+                    s(&u["created_at"]),
+                    s(&u["id"]),
+                ]);
             }
             table(&rows);
         }
@@ -281,18 +304,27 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
         }
         Command::Experiment(ExperimentCommand::List { status, data }) => {
             let v = admin(&data, AdminRequest::ExperimentList { status }).await?;
-            let mut rows = vec![["ID", "NAME", "TYPE", "ALLOCATION", "STATUS", "VISITORS", "CONVERSIONS"]
-                .iter()
-                .map(|h| h.to_string())
-                .collect::<Vec<_>>()];
+            let mut rows = vec![
+                ["ID", "NAME", "TYPE", "ALLOCATION", "STATUS", "VISITORS", "CONVERSIONS"]
+                    .iter()
+                    .map(|h| h.to_string())
+                    .collect::<Vec<_>>(),
+            ];
             for e in v["items"].as_array().into_iter().flatten() {
                 let status = if e["archived"] == Value::Bool(true) {
                     format!("{} (archived)", s(&e["status"]))
                 } else {
                     s(&e["status"])
                 };
-                rows.push(vec![s(&e["id"]), s(&e["name"]), s(&e["type"]), s(&e["allocation"]), status,
-                               s(&e["visitors"]), s(&e["conversions"])]);
+                rows.push(vec![
+                    s(&e["id"]),
+                    s(&e["name"]),
+                    s(&e["type"]),
+                    s(&e["allocation"]),
+                    status,
+                    s(&e["visitors"]),
+                    s(&e["conversions"]),
+                ]);
             }
             if rows.len() == 1 {
                 println!("no experiments");
@@ -319,7 +351,9 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
             }
             if v["ok"] != Value::Bool(true) {
                 return Err(Failure {
-                    message: "counters disagree with the records: run `samplit repair --experiment ID`".into(),
+                    message:
+                        "counters disagree with the records: run `samplit repair --experiment ID`"
+                            .into(),
                     code: 3,
                 });
             }
@@ -332,7 +366,12 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
                 println!("nothing to repair: every state is readable");
             }
             for r in rows {
-                println!("rebuilt {}: {} visitors, {} conversions", s(&r["experiment"]), s(&r["visitors"]), s(&r["conversions"]));
+                println!(
+                    "rebuilt {}: {} visitors, {} conversions",
+                    s(&r["experiment"]),
+                    s(&r["visitors"]),
+                    s(&r["conversions"])
+                );
             }
         }
         Command::Keys(KeysCommand::Rotate { data }) => {
@@ -393,7 +432,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     let addr = listener.local_addr()?;
     services.set_listen_addr(addr);
-    let socket = admin_socket::bind(&data_dir).map_err(|e| format!("cannot create the admin socket: {e}"))?;
+    let socket = admin_socket::bind(&data_dir)
+        .map_err(|e| format!("cannot create the admin socket: {e}"))?;
     tokio::spawn(admin_socket::run(socket, services.clone()));
 
     let shown = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -404,7 +444,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     println!("samplit: data in {}", shown(&data_dir).display());
     println!("samplit: listening on http://{addr} — open {} in a browser", services.public_url());
     if addr.ip().is_unspecified() && loaded.config.server.public_url.is_empty() {
-        println!("samplit: hint: set server.public_url so snippets point at an address browsers can reach");
+        println!(
+            "samplit: hint: set server.public_url so snippets point at an address browsers can reach"
+        );
     }
 
     let result = crate::http::serve(services.clone(), listener, shutdown_signal()).await;

@@ -392,6 +392,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_samplit_toml_documents_exactly_the_defaults() {
+        let shipped: Table = include_str!("../samplit.toml").parse().unwrap();
+        let Value::Table(defaults) = Value::try_from(Config::default()).unwrap() else { panic!() };
+        assert_eq!(shipped, defaults, "samplit.toml and Config::default() disagree");
+    }
+
+    #[test]
     fn defaults_need_no_file() {
         let c = resolve(None, &[], Overrides::default()).unwrap();
         assert_eq!(c.server.bind, "127.0.0.1:8000");
@@ -402,7 +409,8 @@ mod tests {
     #[test]
     fn layers_apply_in_order() {
         let file = "[server]\nbind = \"127.0.0.1:9000\"\n[auth]\nopen_registration = false\n";
-        let env = [("SAMPLIT_AUTH__OPEN_REGISTRATION", "true"), ("SAMPLIT_SERVER__BIND", "0.0.0.0:1")];
+        let env =
+            [("SAMPLIT_AUTH__OPEN_REGISTRATION", "true"), ("SAMPLIT_SERVER__BIND", "0.0.0.0:1")];
         let o = Overrides { bind: Some("127.0.0.1:7".into()), ..Default::default() };
         let c = resolve(Some(file), &env, o).unwrap();
         assert!(c.auth.open_registration, "env beats file");
@@ -423,13 +431,18 @@ mod tests {
         assert_eq!(c.unwrap().auth.jwt_secret, "12345");
         let e = resolve(None, &[("SAMPLIT_LIMITS__TRACKER_PER_IP", "lots")], Overrides::default());
         assert!(e.unwrap_err().contains("limits.tracker_per_ip"));
-        let c = resolve(None, &[("SAMPLIT_SERVER__API_CORS_ORIGINS", "http://a,http://b")], Overrides::default());
+        let c = resolve(
+            None,
+            &[("SAMPLIT_SERVER__API_CORS_ORIGINS", "http://a,http://b")],
+            Overrides::default(),
+        );
         assert_eq!(c.unwrap().server.api_cors_origins, vec!["http://a", "http://b"]);
     }
 
     #[test]
     fn redaction_hides_secrets() {
-        let c = resolve(None, &[("SAMPLIT_AUTH__JWT_SECRET", "topsecretvalue")], Overrides::default());
+        let c =
+            resolve(None, &[("SAMPLIT_AUTH__JWT_SECRET", "topsecretvalue")], Overrides::default());
         let shown = c.unwrap().redacted_toml();
         assert!(!shown.contains("topsecretvalue"));
         assert!(shown.contains("<redacted>"));

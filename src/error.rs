@@ -75,9 +75,10 @@ impl Code {
             | Code::ApiKeyNotFound
             | Code::AssignmentNotFound => 404,
             Code::MethodNotAllowed => 405,
-            Code::EmailTaken | Code::InvalidTransition | Code::ExpNotRunning | Code::ExpNotDraft => {
-                409
-            }
+            Code::EmailTaken
+            | Code::InvalidTransition
+            | Code::ExpNotRunning
+            | Code::ExpNotDraft => 409,
             Code::PayloadTooLarge => 413,
             Code::UnsupportedMediaType => 415,
             Code::ValidationFailed => 422,

@@ -10,12 +10,20 @@ fn first_user_is_admin_then_registration_closes() {
     let app = TestApp::spawn();
     let st = app.get("/api/v1/auth/status", None);
     assert_eq!(st.body["has_users"], false);
-    let r = app.post("/api/v1/auth/register", None, &json!({"email": "Admin@Example.com", "password": "correct horse", "name": "Ana"}));
+    let r = app.post(
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": "Admin@Example.com", "password": "correct horse", "name": "Ana"}),
+    );
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["role"], "admin");
     assert_eq!(r.body["email"], "admin@example.com");
     assert!(r.body.get("password_hash").is_none(), "never returns secrets");
-    let r = app.post("/api/v1/auth/register", None, &json!({"email": "b@example.com", "password": "correct horse"}));
+    let r = app.post(
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": "b@example.com", "password": "correct horse"}),
+    );
     assert_eq!(r.status, 403);
     assert_eq!(r.code(), "REGISTRATION_CLOSED");
     assert_eq!(app.get("/api/v1/auth/status", None).body["has_users"], true);
@@ -25,15 +33,31 @@ fn first_user_is_admin_then_registration_closes() {
 fn open_registration_and_validation() {
     let app = TestApp::spawn_with(&[("SAMPLIT_AUTH__OPEN_REGISTRATION", "true")]);
     app.register("a@example.com");
-    let r = app.post("/api/v1/auth/register", None, &json!({"email": "b@example.com", "password": "correct horse"}));
+    let r = app.post(
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": "b@example.com", "password": "correct horse"}),
+    );
     assert_eq!(r.status, 201);
     assert_eq!(r.body["role"], "member");
-    let r = app.post("/api/v1/auth/register", None, &json!({"email": "b@example.com", "password": "correct horse"}));
+    let r = app.post(
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": "b@example.com", "password": "correct horse"}),
+    );
     assert_eq!((r.status, r.code()), (409, "EMAIL_TAKEN"));
-    let r = app.post("/api/v1/auth/register", None, &json!({"email": "c@example.com", "password": "short"}));
+    let r = app.post(
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": "c@example.com", "password": "short"}),
+    );
     assert_eq!(r.status, 422);
     assert_eq!(r.body["error"]["details"]["field"], "password");
-    let r = app.post("/api/v1/auth/register", None, &json!({"email": "not-an-email", "password": "correct horse"}));
+    let r = app.post(
+        "/api/v1/auth/register",
+        None,
+        &json!({"email": "not-an-email", "password": "correct horse"}),
+    );
     assert_eq!(r.body["error"]["details"]["field"], "email");
     let r = app.post("/api/v1/auth/register", None, &json!({"password": "correct horse"}));
     assert_eq!(r.status, 422, "missing field: {}", r.text);
@@ -47,13 +71,27 @@ fn token_json_and_form_me_and_wrong_credentials() {
     assert_eq!(me.status, 200);
     assert_eq!(me.body["email"], "a@example.com");
     assert!(me.body["site_key"].as_str().unwrap().starts_with("site_"));
-    let form = app.send("POST", "/api/v1/auth/token", None, "application/x-www-form-urlencoded", b"username=a%40example.com&password=correct+horse");
+    let form = app.send(
+        "POST",
+        "/api/v1/auth/token",
+        None,
+        "application/x-www-form-urlencoded",
+        b"username=a%40example.com&password=correct+horse",
+    );
     assert_eq!(form.status, 200, "{}", form.text);
     assert_eq!(form.body["token_type"], "bearer");
     assert!(form.body["expires_in"].as_u64().unwrap() > 0);
-    let bad = app.post("/api/v1/auth/token", None, &json!({"email": "a@example.com", "password": "wrong password"}));
+    let bad = app.post(
+        "/api/v1/auth/token",
+        None,
+        &json!({"email": "a@example.com", "password": "wrong password"}),
+    );
     assert_eq!((bad.status, bad.code()), (401, "INVALID_CREDENTIALS"));
-    let nobody = app.post("/api/v1/auth/token", None, &json!({"email": "x@example.com", "password": "wrong password"}));
+    let nobody = app.post(
+        "/api/v1/auth/token",
+        None,
+        &json!({"email": "x@example.com", "password": "wrong password"}),
+    );
     assert_eq!(nobody.status, 401);
     assert_eq!(app.get("/api/v1/auth/me", None).status, 401);
     assert_eq!(app.get("/api/v1/auth/me", Some("garbage")).status, 401);
@@ -73,16 +111,28 @@ fn expired_tokens_are_refused() {
 fn admin_creates_users_members_cannot() {
     let app = TestApp::spawn();
     let admin = app.register("admin@example.com");
-    let r = app.post("/api/v1/users", Some(&admin), &json!({"email": "m@example.com", "password": "member pass", "role": "member"}));
+    let r = app.post(
+        "/api/v1/users",
+        Some(&admin),
+        &json!({"email": "m@example.com", "password": "member pass", "role": "member"}),
+    );
     assert_eq!(r.status, 201, "{}", r.text);
     let member = app.login("m@example.com", "member pass");
-    let r = app.post("/api/v1/users", Some(&member), &json!({"email": "x@example.com", "password": "member pass"}));
+    let r = app.post(
+        "/api/v1/users",
+        Some(&member),
+        &json!({"email": "x@example.com", "password": "member pass"}),
+    );
     assert_eq!((r.status, r.code()), (403, "FORBIDDEN"));
     assert_eq!(app.get("/api/v1/users", Some(&member)).status, 403);
     let list = app.get("/api/v1/users", Some(&admin));
     assert_eq!(list.body["total"], 2);
     assert!(!list.text.contains("password"), "no secrets in the list");
-    let r = app.post("/api/v1/users", Some(&admin), &json!({"email": "y@example.com", "password": "member pass", "role": "root"}));
+    let r = app.post(
+        "/api/v1/users",
+        Some(&admin),
+        &json!({"email": "y@example.com", "password": "member pass", "role": "root"}),
+    );
     assert_eq!(r.body["error"]["details"]["field"], "role");
 }
 
@@ -102,7 +152,11 @@ fn api_keys_are_shown_once_work_and_revoke() {
     assert_eq!(app.post("/api/v1/api-keys", Some(&t), &json!({"name": ""})).status, 422);
     // Another user cannot revoke it.
     let admin_t = t.clone();
-    let r = app.post("/api/v1/users", Some(&admin_t), &json!({"email": "b@example.com", "password": "other pass"}));
+    let r = app.post(
+        "/api/v1/users",
+        Some(&admin_t),
+        &json!({"email": "b@example.com", "password": "other pass"}),
+    );
     assert_eq!(r.status, 201);
     let other = app.login("b@example.com", "other pass");
     assert_eq!(app.delete(&format!("/api/v1/api-keys/{id}"), Some(&other)).status, 404);
@@ -150,13 +204,17 @@ fn create_ab_and_multi_element_experiments() {
     }
     assert!(e["started_at"].is_null());
 
-    let m = create(&app, &t, json!({
-        "name": "Factorial", "type": "multi_element", "allocation": "fixed", "seed": "my-seed",
-        "elements": [
-            {"name": "CTA", "selector": "#cta", "variants": [{"name": "A"}, {"name": "B", "weight": 3}]},
-            {"name": "Copy", "selector": "h1", "variants": [{"name": "X"}, {"name": "Y"}, {"name": "Z"}]}
-        ]
-    }));
+    let m = create(
+        &app,
+        &t,
+        json!({
+            "name": "Factorial", "type": "multi_element", "allocation": "fixed", "seed": "my-seed",
+            "elements": [
+                {"name": "CTA", "selector": "#cta", "variants": [{"name": "A"}, {"name": "B", "weight": 3}]},
+                {"name": "Copy", "selector": "h1", "variants": [{"name": "X"}, {"name": "Y"}, {"name": "Z"}]}
+            ]
+        }),
+    );
     assert_eq!(m.status, 201, "{}", m.text);
     assert_eq!(m.body["seed"], "my-seed");
     assert_eq!(m.body["elements"][0]["variants"][1]["weight"], 0.75);
@@ -176,24 +234,54 @@ fn validation_names_the_field_and_changes_nothing() {
         (json!({"name": "", "variants": [{"name": "A"}, {"name": "B"}]}), "name"),
         (json!({"name": "x".repeat(201), "variants": [{"name": "A"}, {"name": "B"}]}), "name"),
         (json!({"name": "n", "variants": [{"name": "A"}]}), "variants"),
-        (json!({"name": "n", "variants": (0..21).map(|i| json!({"name": format!("v{i}")})).collect::<Vec<_>>()}), "variants"),
-        (json!({"name": "n", "variants": [{"name": "A"}, {"name": "B", "weight": 0}]}), "variants[1].weight"),
-        (json!({"name": "n", "traffic_allocation": 0, "variants": [{"name": "A"}, {"name": "B"}]}), "traffic_allocation"),
-        (json!({"name": "n", "traffic_allocation": 1.01, "variants": [{"name": "A"}, {"name": "B"}]}), "traffic_allocation"),
+        (
+            json!({"name": "n", "variants": (0..21).map(|i| json!({"name": format!("v{i}")})).collect::<Vec<_>>()}),
+            "variants",
+        ),
+        (
+            json!({"name": "n", "variants": [{"name": "A"}, {"name": "B", "weight": 0}]}),
+            "variants[1].weight",
+        ),
+        (
+            json!({"name": "n", "traffic_allocation": 0, "variants": [{"name": "A"}, {"name": "B"}]}),
+            "traffic_allocation",
+        ),
+        (
+            json!({"name": "n", "traffic_allocation": 1.01, "variants": [{"name": "A"}, {"name": "B"}]}),
+            "traffic_allocation",
+        ),
         (json!({"name": "n", "variants": [{"name": "A"}, {"name": ""}]}), "variants[1].name"),
-        (json!({"name": "n", "type": "multi_element", "elements": (0..9).map(|i| json!({"name": format!("e{i}"), "variants": [{"name": "a"}, {"name": "b"}]})).collect::<Vec<_>>()}), "elements"),
-        (json!({"name": "n", "type": "multi_element", "elements": (0..5).map(|i| json!({"name": format!("e{i}"), "variants": [{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}]})).collect::<Vec<_>>()}), "elements"),
+        (
+            json!({"name": "n", "type": "multi_element", "elements": (0..9).map(|i| json!({"name": format!("e{i}"), "variants": [{"name": "a"}, {"name": "b"}]})).collect::<Vec<_>>()}),
+            "elements",
+        ),
+        (
+            json!({"name": "n", "type": "multi_element", "elements": (0..5).map(|i| json!({"name": format!("e{i}"), "variants": [{"name": "a"}, {"name": "b"}, {"name": "c"}, {"name": "d"}]})).collect::<Vec<_>>()}),
+            "elements",
+        ),
         (json!({"name": "n", "type": "bogus", "variants": [{"name": "A"}, {"name": "B"}]}), "type"),
-        (json!({"name": "n", "variants": [{"name": "A", "content": {"colour": "red"}}, {"name": "B"}]}), "variants[0].content"),
-        (json!({"name": "n", "goal": {"type": "click"}, "variants": [{"name": "A"}, {"name": "B"}]}), "goal"),
-        (json!({"name": "n", "unknown_field": 1, "variants": [{"name": "A"}, {"name": "B"}]}), "unknown_field"),
+        (
+            json!({"name": "n", "variants": [{"name": "A", "content": {"colour": "red"}}, {"name": "B"}]}),
+            "variants[0].content",
+        ),
+        (
+            json!({"name": "n", "goal": {"type": "click"}, "variants": [{"name": "A"}, {"name": "B"}]}),
+            "goal",
+        ),
+        (
+            json!({"name": "n", "unknown_field": 1, "variants": [{"name": "A"}, {"name": "B"}]}),
+            "unknown_field",
+        ),
     ];
     for (body, field) in cases {
         let r = create(&app, &t, body.clone());
         assert_eq!(r.status, 422, "{body}: {}", r.text);
         assert_eq!(r.code(), "VALIDATION_FAILED");
         let got = r.body["error"]["details"]["field"].as_str().unwrap_or("");
-        assert!(got.starts_with(field) || got.contains(field), "{body}: expected field {field}, got {got}");
+        assert!(
+            got.starts_with(field) || got.contains(field),
+            "{body}: expected field {field}, got {got}"
+        );
     }
     assert_eq!(app.get("/api/v1/experiments", Some(&t)).body["total"], 0, "nothing was created");
 }
@@ -208,7 +296,10 @@ fn list_filters_and_paginates() {
     let all = app.get("/api/v1/experiments", Some(&t));
     assert_eq!(all.body["total"], 5);
     let first = all.body["items"][0]["id"].as_str().unwrap().to_string();
-    assert_eq!(app.post(&format!("/api/v1/experiments/{first}/start"), Some(&t), &json!({})).status, 200);
+    assert_eq!(
+        app.post(&format!("/api/v1/experiments/{first}/start"), Some(&t), &json!({})).status,
+        200
+    );
     let running = app.get("/api/v1/experiments?status=running", Some(&t));
     assert_eq!(running.body["total"], 1);
     assert_eq!(running.body["items"][0]["id"], first.as_str());
@@ -227,14 +318,22 @@ fn patch_only_structure_of_drafts() {
     let t = app.register("a@example.com");
     let id = create(&app, &t, ab_body("e")).body["id"].as_str().unwrap().to_string();
     let path = format!("/api/v1/experiments/{id}");
-    let r = app.patch(&path, Some(&t), &json!({"name": "renamed", "variants": [{"name": "A"}, {"name": "B"}, {"name": "C"}]}));
+    let r = app.patch(
+        &path,
+        Some(&t),
+        &json!({"name": "renamed", "variants": [{"name": "A"}, {"name": "B"}, {"name": "C"}]}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["name"], "renamed");
     assert_eq!(r.body["elements"][0]["variants"].as_array().unwrap().len(), 3);
     assert_eq!(r.body["elements"][0]["selector"], "#cta", "selector kept");
     let r = app.patch(&path, Some(&t), &json!({"traffic_allocation": 7}));
     assert_eq!(r.status, 422);
-    assert_eq!(app.get(&path, Some(&t)).body["traffic_allocation"], 1.0, "a failed patch changes nothing");
+    assert_eq!(
+        app.get(&path, Some(&t)).body["traffic_allocation"],
+        1.0,
+        "a failed patch changes nothing"
+    );
     app.post(&format!("{path}/start"), Some(&t), &json!({}));
     let r = app.patch(&path, Some(&t), &json!({"variants": [{"name": "A"}, {"name": "B"}]}));
     assert_eq!((r.status, r.code()), (409, "EXP_NOT_DRAFT"));
@@ -253,13 +352,20 @@ fn lifecycle_transitions_and_conflicts() {
     let p = |a: &str| format!("/api/v1/experiments/{id}/{a}");
     let r = app.post(&p("pause"), Some(&t), &json!({}));
     assert_eq!((r.status, r.code()), (409, "INVALID_TRANSITION"));
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("draft"), "names the current status");
+    assert!(
+        r.body["error"]["message"].as_str().unwrap().contains("draft"),
+        "names the current status"
+    );
     assert_eq!(app.post(&p("start"), Some(&t), &json!({})).body["status"], "running");
     assert!(app.get(&format!("/api/v1/experiments/{id}"), Some(&t)).body["started_at"].is_string());
     assert_eq!(app.post(&p("start"), Some(&t), &json!({})).status, 409);
     assert_eq!(app.post(&p("pause"), Some(&t), &json!({})).body["status"], "paused");
     assert_eq!(app.post(&p("resume"), Some(&t), &json!({})).body["status"], "running");
-    let bad = app.post(&p("complete"), Some(&t), &json!({"winner_variant_id": "00000000-0000-0000-0000-000000000000"}));
+    let bad = app.post(
+        &p("complete"),
+        Some(&t),
+        &json!({"winner_variant_id": "00000000-0000-0000-0000-000000000000"}),
+    );
     assert_eq!(bad.status, 422);
     let done = app.post(&p("complete"), Some(&t), &json!({"winner_variant_id": variant}));
     assert_eq!(done.status, 200, "{}", done.text);
@@ -269,7 +375,13 @@ fn lifecycle_transitions_and_conflicts() {
     // complete without a body works too
     let e2 = app.running_ab(&t, ab_body("e2"));
     let id2 = e2["id"].as_str().unwrap();
-    let r = app.send("POST", &format!("/api/v1/experiments/{id2}/complete"), Some(&t), "application/json", b"");
+    let r = app.send(
+        "POST",
+        &format!("/api/v1/experiments/{id2}/complete"),
+        Some(&t),
+        "application/json",
+        b"",
+    );
     assert_eq!(r.status, 200, "{}", r.text);
 }
 
@@ -285,10 +397,16 @@ fn archive_and_hard_delete() {
     let list = app.get("/api/v1/experiments", Some(&t));
     assert_eq!(list.body["total"], 1, "archived ones leave the default list");
     assert_eq!(app.get("/api/v1/experiments?status=archived", Some(&t)).body["total"], 1);
-    assert!(app.get(&format!("/api/v1/experiments/{running}"), Some(&t)).body["archived_at"].is_string());
+    assert!(
+        app.get(&format!("/api/v1/experiments/{running}"), Some(&t)).body["archived_at"]
+            .is_string()
+    );
     assert_eq!(app.delete(&format!("/api/v1/experiments/{draft}?hard=true"), Some(&t)).status, 204);
     assert_eq!(app.get(&format!("/api/v1/experiments/{draft}"), Some(&t)).status, 404);
-    assert_eq!(app.delete(&format!("/api/v1/experiments/{draft}?hard=maybe"), Some(&t)).status, 422);
+    assert_eq!(
+        app.delete(&format!("/api/v1/experiments/{draft}?hard=maybe"), Some(&t)).status,
+        422
+    );
 }
 
 #[test]
@@ -321,7 +439,11 @@ fn another_users_experiment_is_404_everywhere() {
     // Tracker: b's site key cannot reach a's experiment.
     let r = app.assign(&app.site_key(&b), id, "u1");
     assert_eq!(r.status, 404);
-    assert_eq!(app.get(&format!("/api/v1/experiments/{id}"), Some(&a)).body["status"], "running", "unchanged");
+    assert_eq!(
+        app.get(&format!("/api/v1/experiments/{id}"), Some(&a)).body["status"],
+        "running",
+        "unchanged"
+    );
 }
 
 #[test]
@@ -394,7 +516,9 @@ fn openapi_documents_every_route_the_router_serves() {
     // Every documented route exists: unauthenticated calls get 401/4xx from the handler,
     // never the router's ROUTE_NOT_FOUND or METHOD_NOT_ALLOWED.
     for (path, ops) in paths {
-        let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000").replace("{site_key}", "site_x");
+        let concrete = path
+            .replace("{id}", "00000000-0000-0000-0000-000000000000")
+            .replace("{site_key}", "site_x");
         for method in ops.as_object().unwrap().keys() {
             let r = match method.as_str() {
                 "get" => app.get(&concrete, None),
@@ -416,7 +540,10 @@ fn openapi_documents_every_route_the_router_serves() {
 fn everything_survives_a_restart() {
     let mut app = TestApp::spawn();
     let t = app.register("a@example.com");
-    let key = app.post("/api/v1/api-keys", Some(&t), &json!({"name": "k"})).body["key"].as_str().unwrap().to_string();
+    let key = app.post("/api/v1/api-keys", Some(&t), &json!({"name": "k"})).body["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let e = app.running_ab(&t, ab_body("persist"));
     let id = e["id"].as_str().unwrap().to_string();
     let sk = app.site_key(&t);

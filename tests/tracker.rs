@@ -35,8 +35,13 @@ fn assignment_is_sticky_and_well_formed() {
     }
     // The same answer through the header and text/plain (what browsers send).
     let body = json!({"experiment_id": id, "user_id": "visitor-1"}).to_string();
-    let r = app.send_h("POST", "/api/v1/tracker/assign", None,
-        &[("content-type", "text/plain;charset=UTF-8"), ("x-samplit-site-key", &sk)], body.as_bytes());
+    let r = app.send_h(
+        "POST",
+        "/api/v1/tracker/assign",
+        None,
+        &[("content-type", "text/plain;charset=UTF-8"), ("x-samplit-site-key", &sk)],
+        body.as_bytes(),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["assignment_id"], first.body["assignment_id"]);
 }
@@ -67,8 +72,11 @@ fn bad_tracker_input_is_refused_and_changes_nothing() {
     assert_eq!(r.status, 400);
     let r = app.convert(&sk, &id, "never-assigned");
     assert_eq!((r.status, r.code()), (404, "ASSIGNMENT_NOT_FOUND"));
-    let r = app.post("/api/v1/tracker/convert", None,
-        &json!({"site_key": sk, "experiment_id": id, "user_id": "u", "value": "ten"}));
+    let r = app.post(
+        "/api/v1/tracker/convert",
+        None,
+        &json!({"site_key": sk, "experiment_id": id, "user_id": "u", "value": "ten"}),
+    );
     assert_eq!(r.status, 422);
     let stats = app.get(&format!("/api/v1/experiments/{id}"), Some(&t)).body["stats"].clone();
     assert_eq!(stats["visitors"], 0, "nothing was recorded: {stats}");
@@ -83,8 +91,11 @@ fn only_running_experiments_assign() {
     let id = draft["id"].as_str().unwrap();
     let r = app.assign(&sk, id, "u1");
     assert_eq!((r.status, r.code()), (409, "EXP_NOT_RUNNING"));
-    let fb = app.post("/api/v1/tracker/assign", None,
-        &json!({"site_key": sk, "experiment_id": id, "user_id": "u1", "fallback": true}));
+    let fb = app.post(
+        "/api/v1/tracker/assign",
+        None,
+        &json!({"site_key": sk, "experiment_id": id, "user_id": "u1", "fallback": true}),
+    );
     assert_eq!(fb.status, 200);
     assert_eq!(fb.body["status"], "not_running");
     assert_eq!(fb.body["variants"][0]["variant_name"], "Control");
@@ -109,9 +120,16 @@ fn conversions_count_once_per_goal_and_keep_value() {
         &json!({"site_key": sk, "experiment_id": id, "user_id": "u1", "value": 42.5, "goal": "purchase"}));
     assert_eq!(r.body, json!({"recorded": true}));
     let dup = app.convert(&sk, &id, "u1");
-    assert_eq!(dup.body, json!({"recorded": false, "reason": "duplicate"}), "no goal = the primary goal");
-    let other = app.post("/api/v1/tracker/convert", None,
-        &json!({"site_key": sk, "experiment_id": id, "user_id": "u1", "goal": "newsletter"}));
+    assert_eq!(
+        dup.body,
+        json!({"recorded": false, "reason": "duplicate"}),
+        "no goal = the primary goal"
+    );
+    let other = app.post(
+        "/api/v1/tracker/convert",
+        None,
+        &json!({"site_key": sk, "experiment_id": id, "user_id": "u1", "goal": "newsletter"}),
+    );
     assert_eq!(other.body["recorded"], true, "another goal is its own conversion");
     let a = app.get(&format!("/api/v1/analytics/experiments/{id}"), Some(&t)).body;
     assert_eq!(a["conversions"], 1, "only the primary goal moves the posterior");
@@ -132,10 +150,18 @@ fn assignment_by_page_url() {
     blog["target_url"] = json!("https://blog.example/*");
     app.running_ab(&t, blog);
     let everywhere = app.running_ab(&t, ab_body("everywhere"))["id"].as_str().unwrap().to_string();
-    let r = app.post("/api/v1/tracker/assign", None,
-        &json!({"site_key": sk, "user_id": "v", "url": "https://shop.example/cart?x=1"}));
+    let r = app.post(
+        "/api/v1/tracker/assign",
+        None,
+        &json!({"site_key": sk, "user_id": "v", "url": "https://shop.example/cart?x=1"}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
-    let ids: Vec<&str> = r.body["assignments"].as_array().unwrap().iter().map(|a| a["experiment_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = r.body["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["experiment_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids.len(), 2, "{ids:?}");
     assert!(ids.contains(&shop_id.as_str()) && ids.contains(&everywhere.as_str()));
     // Sticky with the by-experiment call.
@@ -151,19 +177,30 @@ fn batch_assignment_for_campaigns() {
     let id = app.running_ab(&t, ab_body("mail"))["id"].as_str().unwrap().to_string();
     let single = app.assign(&sk, &id, "user-7");
     let ids: Vec<String> = (0..2000).map(|i| format!("user-{i}")).collect();
-    let r = app.post("/api/v1/tracker/assign/batch", None, &json!({"site_key": sk, "experiment_id": id, "user_ids": ids}));
+    let r = app.post(
+        "/api/v1/tracker/assign/batch",
+        None,
+        &json!({"site_key": sk, "experiment_id": id, "user_ids": ids}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let items = r.body["assignments"].as_array().unwrap();
     assert_eq!(items.len(), 2000);
     assert_eq!(items[7]["user_id"], "user-7");
-    assert_eq!(items[7]["assignment_id"], single.body["assignment_id"], "sticky with single assign");
+    assert_eq!(
+        items[7]["assignment_id"], single.body["assignment_id"],
+        "sticky with single assign"
+    );
     let again = app.assign(&sk, &id, "user-1999");
     assert_eq!(again.body["new"], false);
     assert_eq!(again.body["assignment_id"], items[1999]["assignment_id"]);
     let stats = app.get(&format!("/api/v1/experiments/{id}"), Some(&t)).body["stats"].clone();
     assert_eq!(stats["visitors"], 2000);
     let too_many: Vec<String> = (0..10_001).map(|i| format!("u{i}")).collect();
-    let r = app.post("/api/v1/tracker/assign/batch", None, &json!({"site_key": sk, "experiment_id": id, "user_ids": too_many}));
+    let r = app.post(
+        "/api/v1/tracker/assign/batch",
+        None,
+        &json!({"site_key": sk, "experiment_id": id, "user_ids": too_many}),
+    );
     assert_eq!(r.status, 422);
     assert_eq!(r.body["error"]["details"]["field"], "user_ids");
 }
@@ -223,7 +260,10 @@ fn adaptive_allocation_moves_traffic_to_the_winner() {
     let a = app.get(&format!("/api/v1/analytics/experiments/{id}"), Some(&t)).body;
     let b = a["arms"].as_array().unwrap().iter().find(|x| x["name"] == "B").unwrap().clone();
     assert!(b["traffic_weight"].as_f64().unwrap() > 0.95, "{b}");
-    assert!(b["traffic_weight"].as_f64().unwrap() <= 0.99 + 1e-9, "the floor keeps 1% on the control");
+    assert!(
+        b["traffic_weight"].as_f64().unwrap() <= 0.99 + 1e-9,
+        "the floor keeps 1% on the control"
+    );
     assert!(a["weights_version"].as_u64().unwrap() > 1);
 }
 
@@ -276,17 +316,32 @@ fn kill_dash_nine_under_load_loses_nothing_acknowledged() {
                 let user = format!("w{w}-u{i}");
                 i += 1;
                 let body = json!({"site_key": sk, "experiment_id": id, "user_id": user});
-                let Ok(mut r) = agent.post(format!("{base}/api/v1/tracker/assign")).header("content-type", "application/json").send(body.to_string()) else { break };
+                let Ok(mut r) = agent
+                    .post(format!("{base}/api/v1/tracker/assign"))
+                    .header("content-type", "application/json")
+                    .send(body.to_string())
+                else {
+                    break;
+                };
                 if r.status() != 200 {
                     break;
                 }
-                let v: Value = serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null);
+                let v: Value =
+                    serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default())
+                        .unwrap_or(Value::Null);
                 let aid = v["assignment_id"].as_str().unwrap_or("").to_string();
                 let mut converted = false;
                 if i % 3 == 0 {
-                    match agent.post(format!("{base}/api/v1/tracker/convert")).header("content-type", "application/json").send(body.to_string()) {
+                    match agent
+                        .post(format!("{base}/api/v1/tracker/convert"))
+                        .header("content-type", "application/json")
+                        .send(body.to_string())
+                    {
                         Ok(mut c) if c.status() == 200 => {
-                            let cv: Value = serde_json::from_str(&c.body_mut().read_to_string().unwrap_or_default()).unwrap_or(Value::Null);
+                            let cv: Value = serde_json::from_str(
+                                &c.body_mut().read_to_string().unwrap_or_default(),
+                            )
+                            .unwrap_or(Value::Null);
                             converted = cv["recorded"] == true;
                         }
                         _ => {
@@ -303,7 +358,8 @@ fn kill_dash_nine_under_load_loses_nothing_acknowledged() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     app.kill9();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let acked: Vec<(String, String, bool)> = workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    let acked: Vec<(String, String, bool)> =
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect();
     assert!(acked.len() > 200, "the load actually ran: {}", acked.len());
 
     // Offline check first (no server): counters equal records.
@@ -323,7 +379,13 @@ fn kill_dash_nine_under_load_loses_nothing_acknowledged() {
             assert_eq!(c.body["reason"], "duplicate", "acknowledged conversion of {user} was lost");
         }
     }
-    let stats = app.get(&format!("/api/v1/experiments/{id}"), Some(&app.login("a@example.com", "correct horse"))).body["stats"].clone();
+    let stats = app
+        .get(
+            &format!("/api/v1/experiments/{id}"),
+            Some(&app.login("a@example.com", "correct horse")),
+        )
+        .body["stats"]
+        .clone();
     assert!(stats["visitors"].as_u64().unwrap() >= acked.len() as u64);
     assert!(stats["conversions"].as_u64().unwrap() >= conversions);
     // And again through the running server's admin socket.

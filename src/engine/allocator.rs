@@ -41,10 +41,8 @@ pub fn adaptive_weights(counts: &[ArmCounts], floor: f64, burn_in: u64) -> Vec<f
     if counts.iter().any(|c| c.allocations < burn_in) {
         return vec![1.0 / counts.len().max(1) as f64; counts.len()];
     }
-    let posts: Vec<BetaPosterior> = counts
-        .iter()
-        .map(|c| BetaPosterior::from_counts(c.allocations, c.conversions))
-        .collect();
+    let posts: Vec<BetaPosterior> =
+        counts.iter().map(|c| BetaPosterior::from_counts(c.allocations, c.conversions)).collect();
     floor_weights(&stats::prob_best(&posts), floor)
 }
 

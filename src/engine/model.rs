@@ -203,12 +203,8 @@ impl Experiment {
 
     pub fn arm(&self, index: usize) -> Arm {
         let variant_indices = self.arm_variants(index);
-        let chosen: Vec<&Variant> = self
-            .elements
-            .iter()
-            .zip(&variant_indices)
-            .map(|(e, &v)| &e.variants[v])
-            .collect();
+        let chosen: Vec<&Variant> =
+            self.elements.iter().zip(&variant_indices).map(|(e, &v)| &e.variants[v]).collect();
         let id = if chosen.len() == 1 {
             chosen[0].id.to_string()
         } else {
@@ -472,14 +468,20 @@ pub fn apply(
     match exp.exp_type {
         ExpType::AbTest => {
             if input.elements.is_some() {
-                return Err(invalid("elements", "is for multi_element; an ab_test takes `variants`"));
+                return Err(invalid(
+                    "elements",
+                    "is for multi_element; an ab_test takes `variants`",
+                ));
             }
             if let Some(vs) = input.variants {
                 let old = exp.elements.first();
                 let element = Element {
                     id: old.map(|e| e.id).unwrap_or_else(&mut *new_id),
                     name: old.map(|e| e.name.clone()).unwrap_or_else(|| "Main".into()),
-                    selector: input.selector.clone().or_else(|| old.and_then(|e| e.selector.clone())),
+                    selector: input
+                        .selector
+                        .clone()
+                        .or_else(|| old.and_then(|e| e.selector.clone())),
                     variants: build_variants("variants", vs, new_id)?,
                 };
                 exp.elements = vec![element];
@@ -491,7 +493,10 @@ pub fn apply(
         }
         ExpType::MultiElement => {
             if input.variants.is_some() {
-                return Err(invalid("variants", "is for ab_test; a multi_element takes `elements`"));
+                return Err(invalid(
+                    "variants",
+                    "is for ab_test; a multi_element takes `elements`",
+                ));
             }
             if let Some(es) = input.elements {
                 if es.is_empty() {
@@ -503,9 +508,8 @@ pub fn apply(
                 let mut elements = Vec::with_capacity(es.len());
                 for (i, e) in es.into_iter().enumerate() {
                     let field = format!("elements[{i}]");
-                    let name = e
-                        .name
-                        .ok_or_else(|| invalid(format!("{field}.name"), "is required"))?;
+                    let name =
+                        e.name.ok_or_else(|| invalid(format!("{field}.name"), "is required"))?;
                     let vs = e
                         .variants
                         .ok_or_else(|| invalid(format!("{field}.variants"), "is required"))?;
@@ -543,7 +547,10 @@ pub fn apply(
                 } else {
                     format!("elements[{i}].selector")
                 };
-                return Err(invalid(field, "must be a CSS selector of 1 to 1024 characters without { } <"));
+                return Err(invalid(
+                    field,
+                    "must be a CSS selector of 1 to 1024 characters without { } <",
+                ));
             }
         }
     }
@@ -657,8 +664,9 @@ mod tests {
             "variants": [{"name": "A"}, {"name": "B"}]}))
         .unwrap_err();
         assert_eq!(e.field, "traffic_allocation");
-        let e = make(json!({"name": "x", "variants": [{"name": "A"}, {"name": "B", "weight": -1}]}))
-            .unwrap_err();
+        let e =
+            make(json!({"name": "x", "variants": [{"name": "A"}, {"name": "B", "weight": -1}]}))
+                .unwrap_err();
         assert_eq!(e.field, "variants[1].weight");
     }
 
@@ -683,7 +691,8 @@ mod tests {
     #[test]
     fn too_many_combinations_is_refused() {
         let vs: Vec<_> = (0..4).map(|i| json!({"name": format!("v{i}")})).collect();
-        let els: Vec<_> = (0..5).map(|i| json!({"name": format!("e{i}"), "variants": vs})).collect();
+        let els: Vec<_> =
+            (0..5).map(|i| json!({"name": format!("e{i}"), "variants": vs})).collect();
         let e = make(json!({"name": "m", "type": "multi_element", "elements": els})).unwrap_err();
         assert_eq!(e.field, "elements");
     }

@@ -1,11 +1,11 @@
 //! /auth, /users, /api-keys and /installations.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::{delete, get, post};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -51,7 +51,10 @@ async fn register(
     }
     let svc = s.services.clone();
     let u = blocking(move || {
-        svc.create_user(NewUser { email: b.email, password: b.password, name: b.name, role: None }, true)
+        svc.create_user(
+            NewUser { email: b.email, password: b.password, name: b.name, role: None },
+            true,
+        )
     })
     .await?;
     Ok((StatusCode::CREATED, Json(user_json(&u))))
@@ -65,7 +68,11 @@ struct TokenBody {
 }
 
 /// JSON `{email, password}` or the OAuth2 password grant's form `username=&password=`.
-async fn token(State(s): State<AppState>, ClientIp(ip): ClientIp, req: Request) -> ApiResult<Json<Value>> {
+async fn token(
+    State(s): State<AppState>,
+    ClientIp(ip): ClientIp,
+    req: Request,
+) -> ApiResult<Json<Value>> {
     s.limits.login.check(&ip.to_string())?;
     let ct = req
         .headers()
@@ -81,8 +88,11 @@ async fn token(State(s): State<AppState>, ClientIp(ip): ClientIp, req: Request) 
         let form: Vec<(String, String)> = serde_urlencoded_pairs(&bytes);
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         TokenBody {
-            email: get("username").or_else(|| get("email")).ok_or_else(|| AppError::validation("username", "is required"))?,
-            password: get("password").ok_or_else(|| AppError::validation("password", "is required"))?,
+            email: get("username")
+                .or_else(|| get("email"))
+                .ok_or_else(|| AppError::validation("username", "is required"))?,
+            password: get("password")
+                .ok_or_else(|| AppError::validation("password", "is required"))?,
         }
     } else {
         ApiJson::<TokenBody>::from_request(req, &s).await?.0
@@ -131,7 +141,9 @@ async fn me(Auth(p): Auth) -> Json<Value> {
 /// Public: whether the first-run page should offer to create the admin account.
 async fn status(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let n = s.services.store.user_count()?;
-    Ok(Json(json!({"has_users": n > 0, "open_registration": s.services.config.auth.open_registration})))
+    Ok(Json(
+        json!({"has_users": n > 0, "open_registration": s.services.config.auth.open_registration}),
+    ))
 }
 
 async fn create_user(
@@ -142,7 +154,10 @@ async fn create_user(
     p.require_admin()?;
     let role = match b.role.as_deref() {
         None => None,
-        Some(r) => Some(Role::parse(r).ok_or_else(|| AppError::validation("role", "must be admin or member"))?),
+        Some(r) => Some(
+            Role::parse(r)
+                .ok_or_else(|| AppError::validation("role", "must be admin or member"))?,
+        ),
     };
     let svc = s.services.clone();
     let u = blocking(move || {
@@ -176,8 +191,13 @@ async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<V
     Ok(Json(s.services.list_api_keys(&p)?))
 }
 
-async fn revoke_key(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let id = Uuid::parse_str(&id).map_err(|_| AppError::new(Code::ApiKeyNotFound, "no such API key"))?;
+async fn revoke_key(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id =
+        Uuid::parse_str(&id).map_err(|_| AppError::new(Code::ApiKeyNotFound, "no such API key"))?;
     s.services.revoke_api_key(&p, id)?;
     Ok(StatusCode::NO_CONTENT)
 }

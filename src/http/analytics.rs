@@ -17,7 +17,11 @@ pub fn router() -> Router<AppState> {
         .route("/analytics/experiments/{id}/timeseries", get(timeseries))
 }
 
-async fn results(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn results(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(s.services.analytics(&p, exp_id(&id)?)?))
 }
 

@@ -38,16 +38,15 @@ pub struct Page {
 }
 
 pub fn paging(p: &Page) -> Result<(usize, usize), AppError> {
-    let num = |field: &str, v: &Option<String>, default: usize, max: usize| -> Result<usize, AppError> {
-        match v {
-            None => Ok(default),
-            Some(s) => s
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n <= max)
-                .ok_or_else(|| AppError::validation(field, format!("must be a whole number from 0 to {max}"))),
-        }
-    };
+    let num =
+        |field: &str, v: &Option<String>, default: usize, max: usize| -> Result<usize, AppError> {
+            match v {
+                None => Ok(default),
+                Some(s) => s.parse::<usize>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                    AppError::validation(field, format!("must be a whole number from 0 to {max}"))
+                }),
+            }
+        };
     let limit = num("limit", &p.limit, 50, 500)?;
     if limit == 0 {
         return Err(AppError::validation("limit", "must be a whole number from 1 to 500"));
@@ -72,7 +71,11 @@ async fn list(
     Ok(Json(s.services.list_experiments(&p, ListQuery { status: q.status, limit, offset })?))
 }
 
-async fn read(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn read(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(s.services.get_experiment(&p, exp_id(&id)?)?))
 }
 
@@ -85,19 +88,37 @@ async fn patch(
     Ok(Json(s.services.patch_experiment(&p, exp_id(&id)?, input)?))
 }
 
-async fn lifecycle(s: &AppState, p: &crate::service::auth::Principal, id: &str, t: Transition, winner: Option<Uuid>) -> ApiResult<Json<Value>> {
+async fn lifecycle(
+    s: &AppState,
+    p: &crate::service::auth::Principal,
+    id: &str,
+    t: Transition,
+    winner: Option<Uuid>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(s.services.transition(p, exp_id(id)?, t, winner).await?))
 }
 
-async fn start(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn start(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     lifecycle(&s, &p, &id, Transition::Start, None).await
 }
 
-async fn pause(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn pause(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     lifecycle(&s, &p, &id, Transition::Pause, None).await
 }
 
-async fn resume(State(s): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+async fn resume(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     lifecycle(&s, &p, &id, Transition::Resume, None).await
 }
 

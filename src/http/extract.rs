@@ -88,22 +88,22 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| AppError::new(Code::Unauthorized, "missing Authorization: Bearer <token>"))?;
+        let header =
+            parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(|| {
+                AppError::new(Code::Unauthorized, "missing Authorization: Bearer <token>")
+            })?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| AppError::new(Code::Unauthorized, "expected Authorization: Bearer <token>"))?;
+            .ok_or_else(|| {
+                AppError::new(Code::Unauthorized, "expected Authorization: Bearer <token>")
+            })?;
         state.limits.api.check(token)?;
         let services = state.services.clone();
         let token = token.to_string();
-        let principal =
-            crate::service::blocking(move || services.authenticate(&token)).await?;
+        let principal = crate::service::blocking(move || services.authenticate(&token)).await?;
         Ok(Auth(principal))
     }
 }

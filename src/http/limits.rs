@@ -40,7 +40,9 @@ impl Limiter {
         let Ok(mut m) = self.buckets.lock() else { return Ok(()) };
         if m.len() > MAX_KEYS {
             let (rate, burst) = (self.rate, self.burst);
-            m.retain(|_, (tokens, at)| *tokens + now.duration_since(*at).as_secs_f64() * rate < burst);
+            m.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
+            });
         }
         let (tokens, at) = m.entry(key.to_string()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
@@ -50,8 +52,11 @@ impl Limiter {
             return Ok(());
         }
         let wait = ((1.0 - *tokens) / self.rate).ceil().max(1.0) as u64;
-        Err(AppError::new(Code::RateLimited, format!("too many requests per {}; retry later", self.per))
-            .with_details(serde_json::json!({"retry_after": wait})))
+        Err(AppError::new(
+            Code::RateLimited,
+            format!("too many requests per {}; retry later", self.per),
+        )
+        .with_details(serde_json::json!({"retry_after": wait})))
     }
 }
 

@@ -44,7 +44,8 @@ pub type ApiResult<T> = Result<T, AppError>;
 
 impl IntoResponse for AppError {
     fn into_response(self) -> axum::response::Response {
-        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut res = Response::new(Body::empty());
         *res.status_mut() = status;
         if self.code == Code::RateLimited {
@@ -144,7 +145,8 @@ async fn around(
     let status = res.status();
     if let Some(err) = res.extensions_mut().remove::<AppError>() {
         let body = serde_json::to_vec(&err.body(production)).unwrap_or_default();
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         res.headers_mut().remove(header::CONTENT_LENGTH);
         *res.body_mut() = Body::from(body);
         if status.is_server_error() {
@@ -152,12 +154,19 @@ async fn around(
         } else {
             tracing::debug!(%method, %path, request_id = %id, code = err.code.as_str(), "request refused");
         }
-    } else if status == StatusCode::PAYLOAD_TOO_LARGE || status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+    } else if status == StatusCode::PAYLOAD_TOO_LARGE
+        || status == StatusCode::UNSUPPORTED_MEDIA_TYPE
+    {
         // A framework rejection that slipped past our extractors: keep the contract.
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE { Code::PayloadTooLarge } else { Code::UnsupportedMediaType };
+        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Code::PayloadTooLarge
+        } else {
+            Code::UnsupportedMediaType
+        };
         let err = AppError::new(code, status.canonical_reason().unwrap_or("error"));
         *res.body_mut() = Body::from(serde_json::to_vec(&err.body(production)).unwrap_or_default());
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
         res.headers_mut().remove(header::CONTENT_LENGTH);
     }
     if status.is_client_error() {
@@ -170,7 +179,8 @@ async fn around(
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert("x-request-id", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={:.3}", elapsed.as_secs_f64() * 1000.0)) {
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={:.3}", elapsed.as_secs_f64() * 1000.0))
+    {
         h.insert("server-timing", v);
     }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

@@ -12,7 +12,13 @@ pub struct Route {
     pub ok: u16,
 }
 
-const fn r(method: &'static str, path: &'static str, summary: &'static str, auth: bool, ok: u16) -> Route {
+const fn r(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    auth: bool,
+    ok: u16,
+) -> Route {
     Route { method, path, summary, auth, ok }
 }
 
@@ -40,13 +46,37 @@ pub const ROUTES: &[Route] = &[
     r("post", "/api/v1/experiments/{id}/pause", "running -> paused", true, 200),
     r("post", "/api/v1/experiments/{id}/resume", "paused -> running", true, 200),
     r("post", "/api/v1/experiments/{id}/complete", "running or paused -> completed", true, 200),
-    r("post", "/api/v1/tracker/assign", "Sticky assignment, by experiment or by page URL", false, 200),
-    r("post", "/api/v1/tracker/assign/batch", "Assign up to 10,000 users (email, push)", false, 200),
+    r(
+        "post",
+        "/api/v1/tracker/assign",
+        "Sticky assignment, by experiment or by page URL",
+        false,
+        200,
+    ),
+    r(
+        "post",
+        "/api/v1/tracker/assign/batch",
+        "Assign up to 10,000 users (email, push)",
+        false,
+        200,
+    ),
     r("post", "/api/v1/tracker/convert", "Record a conversion", false, 200),
     r("get", "/tracker.js", "The browser tracker", false, 200),
     r("get", "/t/{site_key}.js", "Per-site tracker with the selectors to hide", false, 200),
-    r("get", "/api/v1/analytics/experiments/{id}", "Results: posteriors, prob_best, SRM, recommendation", true, 200),
-    r("get", "/api/v1/analytics/experiments/{id}/timeseries", "Hourly or daily counts per arm", true, 200),
+    r(
+        "get",
+        "/api/v1/analytics/experiments/{id}",
+        "Results: posteriors, prob_best, SRM, recommendation",
+        true,
+        200,
+    ),
+    r(
+        "get",
+        "/api/v1/analytics/experiments/{id}/timeseries",
+        "Hourly or daily counts per arm",
+        true,
+        200,
+    ),
 ];
 
 pub fn document() -> Value {

@@ -13,7 +13,10 @@ use std::sync::atomic::Ordering;
 use super::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/health", get(health)).route("/ready", get(ready)).route("/metrics", get(metrics))
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
 }
 
 pub fn api_router() -> Router<AppState> {
@@ -50,9 +53,24 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
     };
-    metric("samplit_http_requests_total", "counter", "HTTP requests answered.", m.requests.load(Ordering::Relaxed));
-    metric("samplit_http_client_errors_total", "counter", "4xx answers.", m.client_errors.load(Ordering::Relaxed));
-    metric("samplit_http_server_errors_total", "counter", "5xx answers.", m.server_errors.load(Ordering::Relaxed));
+    metric(
+        "samplit_http_requests_total",
+        "counter",
+        "HTTP requests answered.",
+        m.requests.load(Ordering::Relaxed),
+    );
+    metric(
+        "samplit_http_client_errors_total",
+        "counter",
+        "4xx answers.",
+        m.client_errors.load(Ordering::Relaxed),
+    );
+    metric(
+        "samplit_http_server_errors_total",
+        "counter",
+        "5xx answers.",
+        m.server_errors.load(Ordering::Relaxed),
+    );
     metric("samplit_experiments", "gauge", "Experiments stored.", all.len() as u64);
     metric("samplit_experiments_running", "gauge", "Experiments running.", running as u64);
     metric("samplit_visitors_total", "counter", "Visitors assigned to an arm.", visitors);

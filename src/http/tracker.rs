@@ -47,11 +47,20 @@ struct AssignBody {
 }
 
 /// The site key from the body, else from `X-Samplit-Site-Key`; also applies the limits.
-fn site_key(s: &AppState, body: Option<String>, headers: &HeaderMap, ip: std::net::IpAddr) -> ApiResult<String> {
+fn site_key(
+    s: &AppState,
+    body: Option<String>,
+    headers: &HeaderMap,
+    ip: std::net::IpAddr,
+) -> ApiResult<String> {
     s.limits.tracker_ip.check(&ip.to_string())?;
     let key = body
-        .or_else(|| headers.get("x-samplit-site-key").and_then(|v| v.to_str().ok()).map(str::to_string))
-        .ok_or_else(|| AppError::new(Code::InvalidSiteKey, "site_key is required (body or X-Samplit-Site-Key)"))?;
+        .or_else(|| {
+            headers.get("x-samplit-site-key").and_then(|v| v.to_str().ok()).map(str::to_string)
+        })
+        .ok_or_else(|| {
+            AppError::new(Code::InvalidSiteKey, "site_key is required (body or X-Samplit-Site-Key)")
+        })?;
     s.limits.tracker_site.check(&key)?;
     Ok(key)
 }
@@ -70,13 +79,18 @@ async fn assign(
     if let Some(c) = &b.context {
         let max = s.services.config.limits.context_max_bytes;
         if serde_json::to_vec(c).map(|v| v.len()).unwrap_or(usize::MAX) > max {
-            return Err(AppError::validation("context", format!("must be at most {max} bytes of JSON")));
+            return Err(AppError::validation(
+                "context",
+                format!("must be at most {max} bytes of JSON"),
+            ));
         }
     }
     let body = match (&b.experiment_id, &b.url) {
         (Some(id), _) => s.services.assign(&key, experiment(id)?, &b.user_id, b.fallback).await?,
         (None, Some(url)) => s.services.assign_page(&key, &b.user_id, url).await?,
-        (None, None) => return Err(AppError::validation("experiment_id", "experiment_id or url is required")),
+        (None, None) => {
+            return Err(AppError::validation("experiment_id", "experiment_id or url is required"));
+        }
     };
     Ok(RawJson(body))
 }
@@ -127,13 +141,17 @@ async fn convert(
 fn js(body: String, cache: &'static str, status: StatusCode) -> Response {
     let mut res = (status, body).into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/javascript; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/javascript; charset=utf-8"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     res
 }
 
 fn tracker_source() -> String {
-    super::assets::text("tracker.js").unwrap_or_else(|| "/* samplit: tracker.js missing from the build */".into())
+    super::assets::text("tracker.js")
+        .unwrap_or_else(|| "/* samplit: tracker.js missing from the build */".into())
 }
 
 async fn tracker_js() -> Response {

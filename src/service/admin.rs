@@ -153,8 +153,7 @@ impl Services {
     async fn repair(&self, experiment: Option<String>) -> AppResult<Value> {
         let explicit = experiment.is_some();
         let targets = self.targets(experiment)?;
-        let entries: Vec<_> =
-            targets.iter().filter_map(|(id, _)| self.catalog.get(*id)).collect();
+        let entries: Vec<_> = targets.iter().filter_map(|(id, _)| self.catalog.get(*id)).collect();
         let report = self
             .writer
             .exec(move |ctx| {

@@ -30,7 +30,8 @@ pub fn recommend(
     t: &Thresholds,
 ) -> (String, Option<usize>, String) {
     let min_n = allocations.iter().copied().min().unwrap_or(0);
-    let Some((best, s)) = summary.iter().enumerate().max_by(|a, b| a.1.prob_best.total_cmp(&b.1.prob_best))
+    let Some((best, s)) =
+        summary.iter().enumerate().max_by(|a, b| a.1.prob_best.total_cmp(&b.1.prob_best))
     else {
         return ("keep_running".into(), None, "no arms".into());
     };
@@ -106,8 +107,13 @@ impl Services {
             let a = &state.arms[i];
             let r = rate(a.allocations, a.conversions);
             let (lo, hi) = posts[i].credible_interval(0.95);
-            let beat = if i == control { None } else { Some(stats::prob_beats(posts[i], posts[control])) };
-            let lift = if i == control || control_rate == 0.0 { None } else { Some(r / control_rate - 1.0) };
+            let beat =
+                if i == control { None } else { Some(stats::prob_beats(posts[i], posts[control])) };
+            let lift = if i == control || control_rate == 0.0 {
+                None
+            } else {
+                Some(r / control_rate - 1.0)
+            };
             let adjusted = if included == 0 { 0.0 } else { a.ipw_conversions / included as f64 };
             let variant_ids: Vec<Uuid> = arm
                 .variant_indices
@@ -136,7 +142,9 @@ impl Services {
         let srm = if k >= 2 && allocations.iter().all(|&n| n >= 8) {
             let expected: Vec<f64> = state.arms.iter().map(|a| a.expected).collect();
             match stats::srm(&allocations, &expected) {
-                Some(s) => json!({"chi2": s.chi2, "p_value": s.p_value, "mismatch": s.p_value < 0.001}),
+                Some(s) => {
+                    json!({"chi2": s.chi2, "p_value": s.p_value, "mismatch": s.p_value < 0.001})
+                }
                 None => json!({"p_value": null, "mismatch": false}),
             }
         } else {
@@ -240,7 +248,8 @@ fn element_effects(
         }
         let posts: Vec<_> = counts.iter().map(|&(a, c)| BetaPosterior::from_counts(a, c)).collect();
         let pb = stats::prob_best(&posts);
-        let best = pb.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
+        let best =
+            pb.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
         per_element_best.push(best);
         let variants: Vec<Value> = el
             .variants

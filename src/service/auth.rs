@@ -60,7 +60,8 @@ pub struct NewUser {
 fn normalise_email(e: &str) -> AppResult<String> {
     let e = e.trim().to_lowercase();
     let valid = e.len() <= 254
-        && e.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
+        && e.split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.'))
         && !e.chars().any(char::is_whitespace);
     if !valid {
         return Err(AppError::validation("email", "must be an email address"));
@@ -248,10 +249,7 @@ impl Services {
         if u.role == Role::Admin && role != Role::Admin {
             let admins = self.store.users()?.iter().filter(|x| x.role == Role::Admin).count();
             if admins <= 1 {
-                return Err(AppError::new(
-                    Code::InvalidTransition,
-                    "cannot demote the last admin",
-                ));
+                return Err(AppError::new(Code::InvalidTransition, "cannot demote the last admin"));
             }
         }
         u.role = role;

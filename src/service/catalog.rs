@@ -99,7 +99,8 @@ impl Catalog {
     }
 
     pub fn remove(&self, id: Uuid) {
-        let owner = self.experiments.write().ok().and_then(|mut m| m.remove(&id)).map(|e| e.exp.owner);
+        let owner =
+            self.experiments.write().ok().and_then(|mut m| m.remove(&id)).map(|e| e.exp.owner);
         if let Some(owner) = owner {
             self.reindex(owner);
         }

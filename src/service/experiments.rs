@@ -140,11 +140,10 @@ impl Services {
                     "allocations": a, "conversions": c, "conversion_rate": rate(a, c)}));
             }
         }
-        let (visitors, conversions) = snap
-            .as_ref()
-            .map(|s| (s.state.visitors(), s.state.conversions()))
-            .unwrap_or((0, 0));
-        let mut out = json!({"visitors": visitors, "conversions": conversions, "variants": variants});
+        let (visitors, conversions) =
+            snap.as_ref().map(|s| (s.state.visitors(), s.state.conversions())).unwrap_or((0, 0));
+        let mut out =
+            json!({"visitors": visitors, "conversions": conversions, "variants": variants});
         if e.exp.elements.len() > 1 {
             let combos: Vec<Value> = arms
                 .iter()

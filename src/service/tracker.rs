@@ -119,11 +119,10 @@ impl Services {
             return Ok(render(entry, &rec, false));
         }
         let weights = self.current_weights(entry)?;
-        let arm = allocator::decide(&entry.exp.seed, user_id, &weights.w, entry.exp.traffic_allocation);
-        let out = self
-            .writer
-            .assign(entry.exp.id, user_id.to_string(), arm, weights, now_ms())
-            .await?;
+        let arm =
+            allocator::decide(&entry.exp.seed, user_id, &weights.w, entry.exp.traffic_allocation);
+        let out =
+            self.writer.assign(entry.exp.id, user_id.to_string(), arm, weights, now_ms()).await?;
         Ok(render(entry, out.record(), matches!(out, AssignOutcome::New(_))))
     }
 
@@ -268,7 +267,9 @@ impl Services {
         };
         // Visitors keep converting on pages a while after an experiment ends (tracker.js
         // remembers goals); that is not an error the page should see in its console.
-        if !matches!(entry.exp.status, Status::Running | Status::Paused) || entry.exp.archived_at.is_some() {
+        if !matches!(entry.exp.status, Status::Running | Status::Paused)
+            || entry.exp.archived_at.is_some()
+        {
             return Ok(json!({"recorded": false, "reason": "not_running"}));
         }
         // A goal that names the experiment's own goal (or none at all) is the primary one;

@@ -6,8 +6,8 @@ pub mod records;
 pub mod tables;
 pub mod writer;
 
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use records::{ApiKey, AssignmentRec, ConversionRec, User};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tables::*;
@@ -36,7 +36,9 @@ pub enum StoreError {
          the assignment and conversion records"
     )]
     StateUnreadable { experiment: Uuid },
-    #[error("the data file was written by a newer Samplit (schema {found}, this build knows {known})")]
+    #[error(
+        "the data file was written by a newer Samplit (schema {found}, this build knows {known})"
+    )]
     TooNew { found: u32, known: u32 },
     #[error("{0}")]
     Conflict(String),
@@ -423,9 +425,18 @@ mod tests {
             let db = Database::create(dir.path().join(DB_FILE)).unwrap();
             let w = db.begin_write().unwrap();
             {
-                w.open_table(USERS).unwrap().insert(u.id.as_u128(), to_json(&u).as_slice()).unwrap();
-                w.open_table(USER_EMAILS).unwrap().insert(u.email.as_str(), u.id.as_u128()).unwrap();
-                w.open_table(META).unwrap().insert(SCHEMA_KEY, 1u32.to_le_bytes().as_slice()).unwrap();
+                w.open_table(USERS)
+                    .unwrap()
+                    .insert(u.id.as_u128(), to_json(&u).as_slice())
+                    .unwrap();
+                w.open_table(USER_EMAILS)
+                    .unwrap()
+                    .insert(u.email.as_str(), u.id.as_u128())
+                    .unwrap();
+                w.open_table(META)
+                    .unwrap()
+                    .insert(SCHEMA_KEY, 1u32.to_le_bytes().as_slice())
+                    .unwrap();
             }
             w.commit().unwrap();
         }

@@ -153,8 +153,7 @@ impl Ctx<'_> {
         let state = {
             let prev = self.states.get(&exp).cloned();
             let state = recount(&w, exp, arms, prev.as_ref())?;
-            w.open_table(BANDIT)?
-                .insert(exp.as_u128(), seal(self.key, exp, &state).as_slice())?;
+            w.open_table(BANDIT)?.insert(exp.as_u128(), seal(self.key, exp, &state).as_slice())?;
             state
         };
         w.commit()?;
@@ -549,7 +548,8 @@ impl Thread {
             let st = BanditState::new(meta.arms, meta.initial_weights.clone());
             let w = self.store.db().begin_write()?;
             {
-                w.open_table(BANDIT)?.insert(exp.as_u128(), seal(&self.key, exp, &st).as_slice())?;
+                w.open_table(BANDIT)?
+                    .insert(exp.as_u128(), seal(&self.key, exp, &st).as_slice())?;
                 let ws = postcard::to_allocvec(&st.weights).expect("weights serialize");
                 w.open_table(WEIGHT_HISTORY)?.insert((exp.as_u128(), 0), ws.as_slice())?;
             }
@@ -694,9 +694,9 @@ impl Thread {
                         }
                         if goal == PRIMARY_GOAL {
                             if self.broken.contains(exp) {
-                                outcomes.push(Outcome::Convert(Err(
-                                    StoreError::StateUnreadable { experiment: *exp },
-                                )));
+                                outcomes.push(Outcome::Convert(Err(StoreError::StateUnreadable {
+                                    experiment: *exp,
+                                })));
                                 continue;
                             }
                             let Some(st) = self.stage(staged, *exp) else {
@@ -711,9 +711,13 @@ impl Thread {
                                 a.ipw_conversions += 1.0 / rec.propensity.max(1e-12);
                                 a.value_sum += value.unwrap_or(0.0);
                             }
-                            ts.entry((exp.as_u128(), at.div_euclid(HOUR_MS), u32::from(rec.arm)))
-                                .or_default()
-                                .1 += 1;
+                            ts.entry((
+                                exp.as_u128(),
+                                at.div_euclid(HOUR_MS),
+                                u32::from(rec.arm),
+                            ))
+                            .or_default()
+                            .1 += 1;
                         }
                         let c = ConversionRec { arm: rec.arm, value: *value, at: *at };
                         let bytes = postcard::to_allocvec(&c).expect("record serializes");

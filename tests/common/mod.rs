@@ -184,7 +184,14 @@ impl TestApp {
         Self::finish(req.call())
     }
 
-    pub fn send(&self, method: &str, path: &str, token: Option<&str>, ctype: &str, body: &[u8]) -> Res {
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        ctype: &str,
+        body: &[u8],
+    ) -> Res {
         self.send_h(method, path, token, &[("content-type", ctype)], body)
     }
 
@@ -214,19 +221,27 @@ impl TestApp {
 
     /// Registers a user (the first becomes admin) and returns a session token.
     pub fn register(&self, email: &str) -> String {
-        let r = self.post("/api/v1/auth/register", None, &json!({"email": email, "password": "correct horse"}));
+        let r = self.post(
+            "/api/v1/auth/register",
+            None,
+            &json!({"email": email, "password": "correct horse"}),
+        );
         assert_eq!(r.status, 201, "register {email}: {}", r.text);
         self.login(email, "correct horse")
     }
 
     pub fn login(&self, email: &str, password: &str) -> String {
-        let r = self.post("/api/v1/auth/token", None, &json!({"email": email, "password": password}));
+        let r =
+            self.post("/api/v1/auth/token", None, &json!({"email": email, "password": password}));
         assert_eq!(r.status, 200, "login {email}: {}", r.text);
         r.body["access_token"].as_str().expect("token").to_string()
     }
 
     pub fn site_key(&self, token: &str) -> String {
-        self.get("/api/v1/auth/me", Some(token)).body["site_key"].as_str().expect("site key").to_string()
+        self.get("/api/v1/auth/me", Some(token)).body["site_key"]
+            .as_str()
+            .expect("site key")
+            .to_string()
     }
 
     /// Creates a running A/B experiment and returns its JSON.
@@ -261,7 +276,12 @@ impl TestApp {
     }
 }
 
-pub fn run_cli(args: &[&str], dir: &Path, stdin: Option<&str>, env: &[(String, String)]) -> (i32, String, String) {
+pub fn run_cli(
+    args: &[&str],
+    dir: &Path,
+    stdin: Option<&str>,
+    env: &[(String, String)],
+) -> (i32, String, String) {
     use std::io::Write;
     let mut cmd = Command::new(BIN);
     cmd.args(args).arg("--data-dir").arg(dir).env("SAMPLIT_LOG__LEVEL", "warn");

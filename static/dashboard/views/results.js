@@ -177,7 +177,9 @@ function timeseriesSection(exp, a, signal) {
     const pb = cumulativeProbBest(buckets, armOrder);
     const probSeries = shown.map((id) => ({
       name: armName(id), color: colorOf(id),
-      points: buckets.map((b, k) => [starts[k] + dur, pb[k][armOrder.indexOf(id)]]),
+      // Start from the prior (every arm equally likely to be best), so even a single
+      // bucket draws a line rather than a lone dot at the right edge.
+      points: [[starts[0], 1 / armOrder.length], ...buckets.map((b, k) => [starts[k] + dur, pb[k][armOrder.indexOf(id)]])],
     }));
     const segments = buckets.map((b, k) => {
       const byId = new Map((b.arms || []).map((x) => [x.arm_id, x.allocations || 0]));
