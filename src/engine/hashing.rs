@@ -42,8 +42,8 @@ pub fn choose(n: f64, weights: &[f64], coverage: f64) -> Option<usize> {
     let equal = 1.0 / k as f64;
     let fallback = !(0.99..=1.01).contains(&total);
     let mut cumulative = 0.0;
-    for i in 0..k {
-        let w = if fallback { equal } else { weights[i] };
+    for (i, &given) in weights.iter().enumerate() {
+        let w = if fallback { equal } else { given };
         let start = cumulative;
         cumulative += w;
         if n >= start && n < start + coverage * w {

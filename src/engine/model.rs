@@ -429,10 +429,10 @@ pub fn apply(
         exp.traffic_allocation = t;
     }
     if let Some(u) = input.target_url {
-        if let Some(u) = &u {
-            if u.is_empty() || u.len() > 2048 {
-                return Err(invalid("target_url", "must be 1 to 2048 characters"));
-            }
+        if let Some(u) = &u
+            && (u.is_empty() || u.len() > 2048)
+        {
+            return Err(invalid("target_url", "must be 1 to 2048 characters"));
         }
         exp.target_url = u;
     }
@@ -485,10 +485,10 @@ pub fn apply(
                     variants: build_variants("variants", vs, new_id)?,
                 };
                 exp.elements = vec![element];
-            } else if let Some(sel) = input.selector {
-                if let Some(e) = exp.elements.first_mut() {
-                    e.selector = Some(sel);
-                }
+            } else if let Some(sel) = input.selector
+                && let Some(e) = exp.elements.first_mut()
+            {
+                e.selector = Some(sel);
             }
         }
         ExpType::MultiElement => {
@@ -615,10 +615,10 @@ fn check_content(field: &str, c: &Content) -> Result<(), Invalid> {
     if texts.iter().any(|t| t.as_ref().is_some_and(|t| t.len() > MAX_TEXT)) {
         return Err(invalid(field, format!("text fields must be at most {MAX_TEXT} bytes")));
     }
-    if let Some(r) = &c.redirect {
-        if !(r.starts_with("https://") || r.starts_with("http://") || r.starts_with('/')) {
-            return Err(invalid(format!("{field}.redirect"), "must be an http(s) URL or a path"));
-        }
+    if let Some(r) = &c.redirect
+        && !(r.starts_with("https://") || r.starts_with("http://") || r.starts_with('/'))
+    {
+        return Err(invalid(format!("{field}.redirect"), "must be an http(s) URL or a path"));
     }
     Ok(())
 }

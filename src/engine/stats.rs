@@ -1,4 +1,5 @@
 //! PLACEHOLDER until the exact quadrature engine lands: crude grid integration.
+#![allow(clippy::needless_range_loop)]
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BetaPosterior {
     pub alpha: f64,

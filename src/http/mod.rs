@@ -75,7 +75,7 @@ impl IntoResponse for RawJson {
 pub fn app(state: AppState) -> Router {
     let cfg = &state.services.config;
     let tracker_cors = cors(&cfg.server.tracker_cors_origins)
-        .unwrap_or_else(|| CorsLayer::new())
+        .unwrap_or_default()
         .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
         .allow_headers([header::CONTENT_TYPE, HeaderName::from_static("x-samplit-site-key")])
         .max_age(std::time::Duration::from_secs(86_400));

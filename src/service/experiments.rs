@@ -233,13 +233,14 @@ impl Services {
             )
             .with_details(json!({"status": e.exp.status})));
         };
-        if let Some(w) = winner {
-            if !e.exp.has_variant(w) {
-                return Err(AppError::validation(
-                    "winner_variant_id",
-                    "is not a variant of this experiment",
-                ));
-            }
+        if let Some(w) = winner
+            && !e.exp.has_variant(w)
+            && !e.exp.arms().iter().any(|a| a.id == w.to_string())
+        {
+            return Err(AppError::validation(
+                "winner_variant_id",
+                "is not a variant (or combination) of this experiment",
+            ));
         }
         let mut exp = e.exp.clone();
         let now = now_ms();

@@ -67,10 +67,10 @@ impl Services {
             writer_thread: Mutex::new(Some(handle)),
         });
         for exp in services.catalog.all() {
-            if exp.exp.status != crate::engine::model::Status::Draft {
-                if let Err(e) = services.writer.register(exp.exp.id, exp.meta()).await {
-                    tracing::error!(experiment = %exp.exp.id, error = %e, "experiment not serving");
-                }
+            if exp.exp.status != crate::engine::model::Status::Draft
+                && let Err(e) = services.writer.register(exp.exp.id, exp.meta()).await
+            {
+                tracing::error!(experiment = %exp.exp.id, error = %e, "experiment not serving");
             }
         }
         Ok(services)

@@ -251,15 +251,15 @@ impl Services {
         goal: Option<&str>,
     ) -> AppResult<Value> {
         check_user_id("user_id", user_id)?;
-        if let Some(v) = value {
-            if !v.is_finite() {
-                return Err(AppError::validation("value", "must be a finite number"));
-            }
+        if let Some(v) = value
+            && !v.is_finite()
+        {
+            return Err(AppError::validation("value", "must be a finite number"));
         }
-        if let Some(g) = goal {
-            if g.is_empty() || g.chars().count() > 128 {
-                return Err(AppError::validation("goal", "must be 1 to 128 characters"));
-            }
+        if let Some(g) = goal
+            && (g.is_empty() || g.chars().count() > 128)
+        {
+            return Err(AppError::validation("goal", "must be 1 to 128 characters"));
         }
         let owner = self.site_owner(site_key)?;
         let Some(entry) = self.catalog.get(exp).filter(|e| e.exp.owner == owner) else {
@@ -299,10 +299,10 @@ impl Services {
         let running = self.catalog.running_for(owner);
         for e in &running {
             for el in &e.exp.elements {
-                if let Some(s) = el.selector.as_deref() {
-                    if !hide.contains(&s) {
-                        hide.push(s);
-                    }
+                if let Some(s) = el.selector.as_deref()
+                    && !hide.contains(&s)
+                {
+                    hide.push(s);
                 }
             }
         }

@@ -754,9 +754,9 @@ impl Thread {
         staged: &'a mut HashMap<Uuid, BanditState>,
         exp: Uuid,
     ) -> Option<&'a mut BanditState> {
-        if !staged.contains_key(&exp) {
+        if let std::collections::hash_map::Entry::Vacant(e) = staged.entry(exp) {
             let st = self.states.get(&exp)?.clone();
-            staged.insert(exp, st);
+            e.insert(st);
         }
         staged.get_mut(&exp)
     }

@@ -290,10 +290,10 @@ pub fn run_cli(
     }
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("run samplit");
-    if let Some(mut sin) = child.stdin.take() {
-        if let Some(s) = stdin {
-            let _ = sin.write_all(s.as_bytes());
-        }
+    if let Some(mut sin) = child.stdin.take()
+        && let Some(s) = stdin
+    {
+        let _ = sin.write_all(s.as_bytes());
     }
     let out = child.wait_with_output().expect("wait samplit");
     (
