@@ -94,6 +94,52 @@ pub enum Command {
     /// Manage the bandit-state encryption key
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Simulate adaptive versus fixed allocation on synthetic traffic (no data touched)
+    #[command(
+        after_help = "Examples:\n  samplit simulate --rates 0.05,0.06 --visitors 20000\n  samplit simulate --rates 0.5,0.4,0.4,0.4,0.4,0.4,0.4,0.4,0.4,0.4 --visitors 100000 --repetitions 20 --floor 0 --update-every 100"
+    )]
+    Simulate {
+        /// True conversion rate of each arm, comma-separated
+        #[arg(long, value_delimiter = ',', required = true)]
+        rates: Vec<f64>,
+        #[arg(long, default_value_t = 10_000)]
+        visitors: u64,
+        #[arg(long, default_value_t = 1)]
+        repetitions: u32,
+        /// Seed of the synthetic traffic (default: random)
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Adaptive's minimum share per arm (default: engine.floor)
+        #[arg(long)]
+        floor: Option<f64>,
+        /// Visitors between posterior refreshes
+        #[arg(long, default_value_t = crate::service::simulate::DEFAULT_UPDATE_EVERY)]
+        update_every: u64,
+        /// Print the full result as JSON
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Create the demo account and the seed multi-element scenario, send simulated visitors
+    /// through the real assign/convert path, and write matrix.csv and metadata.json
+    #[command(
+        after_help = "Example:\n  samplit demo --out ./demo-output\n  (then log in to the dashboard as demo@samplit.local with the printed password)"
+    )]
+    Demo {
+        /// Where to write matrix.csv and metadata.json
+        #[arg(long, default_value = "./samplit-demo", value_name = "DIR")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        visitors: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Password of the demo account when it is created (default: random, printed)
+        #[arg(long)]
+        password: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -391,7 +437,120 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
             healthcheck(&loaded.config)?;
             println!("ok");
         }
+        Command::Simulate {
+            rates,
+            visitors,
+            repetitions,
+            seed,
+            floor,
+            update_every,
+            json,
+            data,
+        } => {
+            simulate(rates, visitors, repetitions, seed, floor, update_every, json, &data)?;
+        }
+        Command::Demo { out, visitors, seed, password, data } => {
+            let bar = indicatif::ProgressBar::new_spinner().with_message(format!(
+                "sending {visitors} simulated visitors through assign and convert"
+            ));
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            let v = admin(&data, AdminRequest::Demo { visitors, seed, password }).await;
+            bar.finish_and_clear();
+            let v = v?;
+            std::fs::create_dir_all(&out)?;
+            std::fs::write(out.join("matrix.csv"), s(&v["matrix_csv"]))?;
+            let meta = serde_json::to_string_pretty(&v["metadata"]).unwrap_or_default();
+            std::fs::write(out.join("metadata.json"), meta)?;
+            let m = &v["metadata"];
+            println!("{}", s(&v["matrix_csv"]));
+            println!("true best:       {}", s(&m["true_best"]));
+            println!(
+                "identified best: {} (probability of being best {:.3})",
+                s(&m["identified_best"]),
+                m["identified_prob_best"].as_f64().unwrap_or(0.0)
+            );
+            println!("interaction detected: {}", m["interaction"]["detected"]);
+            println!("recommendation: {}", s(&m["recommendation"]["reason"]));
+            println!(
+                "wrote {} and {}",
+                out.join("matrix.csv").display(),
+                out.join("metadata.json").display()
+            );
+            match v["account"]["password"].as_str() {
+                Some(p) => println!("dashboard login: {} / {p}", s(&v["account"]["email"])),
+                None => {
+                    println!("dashboard login: {} (existing account)", s(&v["account"]["email"]))
+                }
+            }
+        }
         Command::Serve(_) => unreachable!("serve is dispatched by main"),
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn simulate(
+    rates: Vec<f64>,
+    visitors: u64,
+    repetitions: u32,
+    seed: Option<u64>,
+    floor: Option<f64>,
+    update_every: u64,
+    json: bool,
+    data: &DataArgs,
+) -> Result<(), Failure> {
+    use crate::service::simulate::{SimArm, SimRequest, execute, plan};
+    let loaded = load_config(data, None)?;
+    let req = SimRequest {
+        arms: rates.iter().map(|&r| SimArm { name: None, true_rate: r }).collect(),
+        visitors,
+        strategies: None,
+        seed,
+        repetitions: Some(repetitions),
+        floor,
+        update_every: Some(update_every),
+        burn_in: None,
+    };
+    let plan = plan(req, loaded.config.engine.floor).map_err(app_failure)?;
+    let bar = indicatif::ProgressBar::new(plan.work());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} visitors  {eta} left")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let v = execute(&plan, &mut |n| bar.inc(n));
+    bar.finish_and_clear();
+    if json {
+        print_json(&v);
+        return Ok(());
+    }
+    println!(
+        "{} arms, {} visitors, {} repetition(s), seed {}",
+        rates.len(),
+        visitors,
+        repetitions,
+        v["seed"]
+    );
+    for r in v["results"].as_array().into_iter().flatten() {
+        let shares: Vec<String> = r["allocations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| format!("{:.1}%", 100.0 * a.as_f64().unwrap_or(0.0) / visitors as f64))
+            .collect();
+        println!(
+            "{:<9} conversions {:>10.1}  regret {:>10.1} ± {:<7.1} traffic {}",
+            s(&r["strategy"]),
+            r["conversions"].as_f64().unwrap_or(0.0),
+            r["regret"].as_f64().unwrap_or(0.0),
+            r["regret_se"].as_f64().unwrap_or(0.0),
+            shares.join(" ")
+        );
+        if r["strategy"] == "adaptive" {
+            println!(
+                "          of which the floor costs {:.1}",
+                r["floor_cost"].as_f64().unwrap_or(0.0)
+            );
+        }
     }
     Ok(())
 }

@@ -5,4 +5,5 @@ pub mod allocator;
 pub mod crypto;
 pub mod hashing;
 pub mod model;
+pub mod simulator;
 pub mod stats;

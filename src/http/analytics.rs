@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/analytics/experiments/{id}", get(results))
         .route("/analytics/experiments/{id}/timeseries", get(timeseries))
+        .route("/simulate", axum::routing::post(simulate))
 }
 
 async fn results(
@@ -38,4 +39,18 @@ async fn timeseries(
 ) -> ApiResult<Json<Value>> {
     let bucket = q.bucket.as_deref().unwrap_or("hour");
     Ok(Json(s.services.timeseries(&p, exp_id(&id)?, bucket)?))
+}
+
+/// POST /simulate: public, rate-limited per IP, CPU work off the async workers.
+pub async fn simulate(
+    State(s): State<AppState>,
+    super::extract::ClientIp(ip): super::extract::ClientIp,
+    super::extract::ApiJson(req): super::extract::ApiJson<crate::service::simulate::SimRequest>,
+) -> ApiResult<Json<Value>> {
+    s.limits.simulate.check(&ip.to_string())?;
+    let plan = crate::service::simulate::plan(req, s.services.config.engine.floor)?;
+    let out =
+        crate::service::blocking(move || Ok(crate::service::simulate::execute(&plan, &mut |_| {})))
+            .await?;
+    Ok(Json(out))
 }

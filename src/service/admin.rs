@@ -25,6 +25,7 @@ pub enum AdminRequest {
     Check { experiment: Option<String> },
     Repair { experiment: Option<String> },
     KeysRotate,
+    Demo { visitors: u64, seed: u64, password: Option<String> },
 }
 
 fn parse_role(r: &str) -> AppResult<Role> {
@@ -36,7 +37,7 @@ fn parse_id(field: &str, s: &str) -> AppResult<Uuid> {
 }
 
 impl Services {
-    pub async fn admin(&self, req: AdminRequest) -> AppResult<Value> {
+    pub async fn admin(self: &std::sync::Arc<Self>, req: AdminRequest) -> AppResult<Value> {
         match req {
             AdminRequest::UserCreate { email, password, name, role } => {
                 let role = role.as_deref().map(parse_role).transpose()?;
@@ -86,6 +87,9 @@ impl Services {
             AdminRequest::Check { experiment } => self.check(experiment).await,
             AdminRequest::Repair { experiment } => self.repair(experiment).await,
             AdminRequest::KeysRotate => self.rotate_key().await,
+            AdminRequest::Demo { visitors, seed, password } => {
+                self.demo(visitors, seed, password).await
+            }
         }
     }
 

@@ -239,14 +239,20 @@ fn element_effects(
     let mut per_element_best = Vec::new();
     let mut elements = Vec::new();
     for (ei, el) in exp.elements.iter().enumerate() {
+        // A main effect is the unweighted mean of the cells containing the variant. Pooling
+        // visitors instead would let adaptive allocation (which piles traffic on the best
+        // cell) make that cell's variants look good on every row, hiding interactions.
         let mut counts = vec![(0u64, 0u64); el.variants.len()];
+        let mut cells: Vec<Vec<BetaPosterior>> = vec![Vec::new(); el.variants.len()];
         for arm in &arms {
             let a = &state.arms[arm.index];
-            let slot = &mut counts[arm.variant_indices[ei]];
-            slot.0 += a.allocations;
-            slot.1 += a.conversions;
+            let v = arm.variant_indices[ei];
+            counts[v].0 += a.allocations;
+            counts[v].1 += a.conversions;
+            cells[v].push(BetaPosterior::from_counts(a.allocations, a.conversions));
         }
-        let posts: Vec<_> = counts.iter().map(|&(a, c)| BetaPosterior::from_counts(a, c)).collect();
+        // The mean of independent Betas, as a Beta with the same mean and variance.
+        let posts: Vec<BetaPosterior> = cells.iter().map(|c| moment_matched_mean(c)).collect();
         let pb = stats::prob_best(&posts);
         let best =
             pb.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i).unwrap_or(0);
@@ -257,7 +263,8 @@ fn element_effects(
             .enumerate()
             .map(|(vi, v)| {
                 json!({"variant_id": v.id, "name": v.name, "allocations": counts[vi].0,
-                       "conversions": counts[vi].1, "marginal_rate": rate(counts[vi].0, counts[vi].1),
+                       "conversions": counts[vi].1, "marginal_rate": posts[vi].mean(),
+                       "pooled_rate": rate(counts[vi].0, counts[vi].1),
                        "prob_best": pb[vi]})
             })
             .collect();
@@ -271,4 +278,13 @@ fn element_effects(
         .unwrap_or(0);
     let interaction = arms[best_combo].variant_indices != per_element_best;
     (Value::Array(elements), interaction, arms[best_combo].id.clone())
+}
+
+fn moment_matched_mean(cells: &[BetaPosterior]) -> BetaPosterior {
+    let n = cells.len().max(1) as f64;
+    let mean = cells.iter().map(|c| c.mean()).sum::<f64>() / n;
+    let var = cells.iter().map(|c| c.sd().powi(2)).sum::<f64>() / (n * n);
+    // Beta(a, b) with mean m and variance v: a + b = m(1 - m)/v - 1.
+    let total = (mean * (1.0 - mean) / var.max(1e-300) - 1.0).max(1e-9);
+    BetaPosterior { alpha: (mean * total).max(1e-9), beta: ((1.0 - mean) * total).max(1e-9) }
 }

@@ -5,8 +5,10 @@ pub mod admin;
 pub mod analytics;
 pub mod auth;
 pub mod catalog;
+pub mod demo;
 pub mod experiments;
 pub mod secrets;
+pub mod simulate;
 pub mod tracker;
 
 use std::sync::{Arc, Mutex};

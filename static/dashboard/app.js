@@ -2,7 +2,7 @@
 // navigation bar, and the auth guard that sends signed-out users to the login page.
 import { h, mount, errorPanel } from './dom.js';
 import { api, getToken, clearToken, isAbort } from './api.js';
-import { toast, showError } from './ui.js';
+import { toast, showError, clearToasts } from './ui.js';
 import * as loginView from './views/login.js';
 import * as listView from './views/experiments.js';
 import * as editorView from './views/editor.js';
@@ -37,6 +37,7 @@ const app = {
   },
   /** Called by the login view once a token is stored. */
   async signedIn() {
+    clearToasts();
     await loadUser();
     const back = sessionStorage.getItem(RETURN_KEY);
     sessionStorage.removeItem(RETURN_KEY);

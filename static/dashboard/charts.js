@@ -50,6 +50,15 @@ function svgRoot(width, height, title, desc, testid) {
 
 const linear = (d0, d1, r0, r1) => (v) => (d1 === d0 ? (r0 + r1) / 2 : r0 + ((v - d0) / (d1 - d0)) * (r1 - r0));
 
+/**
+ * How many x intervals to label: as many labels as fit side by side at their real width
+ * (≈6.5 px a character at 11.5 px), so dates like "Nov 24, 07:00 AM" never collide on a phone.
+ */
+function xTickCount(plotWidth, sampleLabel) {
+  const labelWidth = Math.max(36, String(sampleLabel).length * 6.5) + 16;
+  return Math.max(1, Math.min(6, Math.floor(plotWidth / labelWidth) - 1));
+}
+
 /** Evenly spread time ticks, at most `count`, chosen by pixel room. */
 function timeTicks(min, max, count) {
   if (!(max > min)) return [min];
@@ -97,7 +106,7 @@ export function lineChart({ width, height = 260, series, xDomain, yDomain, xForm
   const svg = svgRoot(width, height, title, desc, testid);
   const x = linear(xDomain[0], xDomain[1], m.left, width - m.right);
   const y = linear(yDomain[0], yDomain[1], height - m.bottom, m.top);
-  const xCount = Math.max(2, Math.min(6, Math.floor((width - m.left - m.right) / 110)));
+  const xCount = xTickCount(width - m.left - m.right, xFormat(xDomain[1]));
   const xTicks = xIsTime ? timeTicks(xDomain[0], xDomain[1], xCount) : niceTicks(xDomain[0], xDomain[1], xCount).filter((t) => t >= xDomain[0] && t <= xDomain[1]);
   const yTicks = niceTicks(yDomain[0], yDomain[1], height < 200 ? 3 : 5);
   const g = s('g');
@@ -140,7 +149,7 @@ export function stackedShareChart({ width, height = 240, names, segments, xForma
   const xMax = segments.length ? segments[segments.length - 1].x1 : 1;
   const x = linear(xMin, xMax, m.left, width - m.right);
   const y = linear(0, 1, height - m.bottom, m.top);
-  const xCount = Math.max(2, Math.min(6, Math.floor((width - m.left - m.right) / 110)));
+  const xCount = xTickCount(width - m.left - m.right, xFormat(xMax));
   const xTicks = xIsTime ? timeTicks(xMin, xMax, xCount) : niceTicks(xMin, xMax, xCount).filter((t) => t >= xMin && t <= xMax);
   const g = s('g');
   const areas = s('g');

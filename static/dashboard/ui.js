@@ -22,6 +22,12 @@ export function toast(message, kind = 'info') {
   return el;
 }
 
+/** Remove every toast (e.g. "You are logged out." once the user is signed in again). */
+export function clearToasts() {
+  const region = document.getElementById('toasts');
+  if (region) region.replaceChildren();
+}
+
 /** Show an API (or any) error as a toast; the single place errors surface. */
 export function showError(err, prefix) {
   if (err && err.name === 'AbortError') return;

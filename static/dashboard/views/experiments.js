@@ -48,9 +48,9 @@ export async function render({ root, query, signal, app }) {
     const leader = sum.leader;
     const link = h('a', { href: `#/experiments/${encodeURIComponent(exp.id)}`, class: 'row-link' }, exp.name || '(unnamed)');
     return h('tr', { 'data-testid': 'experiment-row', 'data-id': exp.id },
-      h('th', { scope: 'row' }, link),
-      h('td', null, f.label(f.TYPE_LABEL, exp.type)),
-      h('td', null, f.label(f.ALLOCATION_LABEL, exp.allocation)),
+      h('th', { scope: 'row', class: 'name-col' }, link),
+      h('td', { class: 'col-secondary' }, f.label(f.TYPE_LABEL, exp.type)),
+      h('td', { class: 'col-secondary' }, f.label(f.ALLOCATION_LABEL, exp.allocation)),
       h('td', null, statusBadge(exp.status)),
       h('td', { class: 'num' }, f.int(sum.visitors)),
       h('td', { class: 'num' }, f.int(sum.conversions)),
@@ -67,7 +67,9 @@ export async function render({ root, query, signal, app }) {
     h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Experiments table' },
       h('table', { class: 'table', 'data-testid': 'experiments-table' },
         h('thead', null, h('tr', null,
-          ['Name', 'Type', 'Allocation', 'Status'].map((t) => h('th', { scope: 'col' }, t)),
+          h('th', { scope: 'col' }, 'Name'),
+          ['Type', 'Allocation'].map((t) => h('th', { scope: 'col', class: 'col-secondary' }, t)),
+          h('th', { scope: 'col' }, 'Status'),
           ['Visitors', 'Conversions'].map((t) => h('th', { scope: 'col', class: 'num' }, t)),
           h('th', { scope: 'col' }, 'Leader'),
           h('th', { scope: 'col', class: 'num' }, 'P(best)'))),

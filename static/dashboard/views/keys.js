@@ -38,7 +38,7 @@ export async function render({ root, signal }) {
         h('thead', null, h('tr', null, ['Name', 'Key', 'Created', 'Last used', ''].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', null, items.map((k) => h('tr', { 'data-testid': 'key-row', 'data-id': k.id },
           h('th', { scope: 'row' }, k.name),
-          h('td', null, h('code', null, k.prefix ? `${k.prefix}…` : '—')),
+          h('td', { class: 'nowrap' }, h('code', null, k.prefix ? `${k.prefix}…` : '—')),
           h('td', { class: 'nowrap' }, f.dateTime(k.created_at)),
           h('td', { class: 'nowrap' }, k.last_used_at ? f.dateTime(k.last_used_at) : h('span', { class: 'muted' }, 'never')),
           h('td', null, h('button', { type: 'button', class: 'btn btn-danger-outline btn-small', 'data-testid': 'revoke-key', onclick: () => revoke(k) }, 'Revoke'))))))));

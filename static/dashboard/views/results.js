@@ -259,7 +259,7 @@ function combinationsSection(a, exp, signal) {
   return h('section', { class: 'panel', 'data-testid': 'combinations' },
     h('h2', null, 'Combinations'),
     h('figure', { class: 'chart-figure' }, h('figcaption', null, h('p', { class: 'hint' }, caption)), box),
-    effects.length ? h('div', null, h('h2', null, 'Main effects'),
+    effects.length ? h('div', { class: 'main-effects-block' }, h('h2', null, 'Main effects'),
       h('p', { class: 'hint' }, 'Each element on its own: the conversion rate of a variant averaged over the other elements’ variants.'),
       h('div', { class: 'effects', 'data-testid': 'main-effects' }, effects)) : null);
 }
@@ -289,7 +289,8 @@ export async function renderResults(root, exp, signal) {
         h('div', null, h('dt', null, 'Visitors'), h('dd', { 'data-testid': 'total-visitors' }, f.int(a.visitors))),
         h('div', null, h('dt', null, 'Conversions'), h('dd', { 'data-testid': 'total-conversions' }, f.int(a.conversions))),
         h('div', null, h('dt', null, 'Conversion rate'), h('dd', null, f.pct(rate, 2)))),
-      recommendation(a, names),
+      // A draft has nothing to recommend yet ("Keep running" would be wrong: it never ran).
+      exp.status === 'draft' ? null : recommendation(a, names),
       noData ? h('p', { class: 'hint' }, exp.status === 'draft'
         ? 'No visitors yet. Start the experiment and make sure the snippet is on your pages.'
         : 'No visitors yet. Check that the snippet is installed on the pages matching the target URL.') : null,

@@ -1,0 +1,166 @@
+//! `samplit demo`: the seed scenario of the product overview, run through the real
+//! assign/convert path. Two elements (CTA button, hero copy) × three variants = nine
+//! combinations whose true rates hide an interaction: CTA-B is the best button only with
+//! copy Y. 10,000 simulated visitors arrive; the adaptive experiment should find B + Y.
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use uuid::Uuid;
+
+use super::Services;
+use super::auth::{NewUser, Principal};
+use crate::engine::model::ExperimentInput;
+use crate::error::{AppError, AppResult, Code};
+
+pub const DEMO_EMAIL: &str = "demo@samplit.local";
+pub const CTAS: [&str; 3] = ["CTA-A", "CTA-B", "CTA-C"];
+pub const COPIES: [&str; 3] = ["Copy-X", "Copy-Y", "Copy-Z"];
+
+/// True conversion rates, rows CTA A..C, columns copy X..Z. B + Y is best (12%), but B is
+/// the worst button with X or Z, and C is the best button on average: judged element by
+/// element, one would pick C + Y.
+pub const TRUE_RATES: [[f64; 3]; 3] =
+    [[0.050, 0.060, 0.055], [0.040, 0.120, 0.040], [0.080, 0.070, 0.080]];
+
+/// Concurrent visitors in flight, so they share group commits as real traffic does.
+const IN_FLIGHT: usize = 64;
+
+impl Services {
+    pub async fn demo(
+        self: &Arc<Self>,
+        visitors: u64,
+        seed: u64,
+        password: Option<String>,
+    ) -> AppResult<Value> {
+        if visitors == 0 || visitors > 1_000_000 {
+            return Err(AppError::validation("visitors", "must be 1 to 1,000,000"));
+        }
+        let (user, created_password) = match self.store.user_by_email(DEMO_EMAIL)? {
+            Some(u) => (u, None),
+            None => {
+                let pw =
+                    password.unwrap_or_else(|| super::secrets::random_hex32()[..16].to_string());
+                let new = NewUser {
+                    email: DEMO_EMAIL.into(),
+                    password: pw.clone(),
+                    name: Some("Demo".into()),
+                    role: None,
+                };
+                let svc = self.clone();
+                (super::blocking(move || svc.create_user(new, false)).await?, Some(pw))
+            }
+        };
+        let who = Principal { user: user.clone() };
+        let variants = |names: &[&str; 3]| -> Value {
+            Value::Array(
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| json!({"name": n, "is_control": i == 0, "content": {"text": n}}))
+                    .collect(),
+            )
+        };
+        let input: ExperimentInput = serde_json::from_value(json!({
+            "name": "Demo: hero CTA × copy", "type": "multi_element", "allocation": "adaptive",
+            "description": "The seed scenario: CTA-B is best only with copy Y.",
+            "goal": {"type": "click", "selector": "#buy"},
+            "elements": [
+                {"name": "CTA button", "selector": "#cta", "variants": variants(&CTAS)},
+                {"name": "Hero copy", "selector": "#hero", "variants": variants(&COPIES)}
+            ]
+        }))
+        .map_err(|e| AppError::internal(format!("demo definition: {e}")))?;
+        let exp = self.create_experiment(&who, input)?;
+        let id: Uuid = serde_json::from_value(exp["id"].clone())
+            .map_err(|e| AppError::internal(e.to_string()))?;
+        self.transition(&who, id, crate::engine::model::Transition::Start, None).await?;
+
+        let site = user.site_key.clone();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut next = 0u64;
+        while next < visitors {
+            let mut batch = tokio::task::JoinSet::new();
+            for _ in 0..IN_FLIGHT.min((visitors - next) as usize) {
+                let user_id = format!("demo-{seed}-{next}");
+                next += 1;
+                let luck: f64 = rng.random();
+                let svc = self.clone();
+                let site = site.clone();
+                batch.spawn(async move {
+                    let answer = svc.assign(&site, id, &user_id, false).await?;
+                    let v: Value = serde_json::from_str(&answer)
+                        .map_err(|e| AppError::internal(e.to_string()))?;
+                    let cta = index_of(&v, 0, &CTAS)?;
+                    let copy = index_of(&v, 1, &COPIES)?;
+                    if luck < TRUE_RATES[cta][copy] {
+                        svc.convert(&site, id, &user_id, None, None).await?;
+                    }
+                    Ok::<(), AppError>(())
+                });
+            }
+            while let Some(r) = batch.join_next().await {
+                r.map_err(|e| AppError::internal(e.to_string()))??;
+            }
+        }
+
+        // Let the last refresh land, then read the results as the dashboard would.
+        tokio::time::sleep(std::time::Duration::from_millis(
+            self.config.engine.refresh_interval_ms + 50,
+        ))
+        .await;
+        let analytics = self.analytics(&who, id)?;
+        let arms = analytics["arms"].as_array().cloned().unwrap_or_default();
+        let mut matrix =
+            String::from("cta,copy,visitors,conversions,conversion_rate,true_rate,prob_best\n");
+        let mut identified = (0usize, f64::MIN);
+        for (a, arm) in arms.iter().enumerate() {
+            let (cta, copy) = (a / 3, a % 3);
+            let pb = arm["prob_best"].as_f64().unwrap_or(0.0);
+            if pb > identified.1 {
+                identified = (a, pb);
+            }
+            matrix.push_str(&format!(
+                "{},{},{},{},{:.6},{},{:.6}\n",
+                CTAS[cta],
+                COPIES[copy],
+                arm["allocations"],
+                arm["conversions"],
+                arm["conversion_rate"].as_f64().unwrap_or(0.0),
+                TRUE_RATES[cta][copy],
+                pb
+            ));
+        }
+        let true_best = (0..9)
+            .max_by(|&a, &b| TRUE_RATES[a / 3][a % 3].total_cmp(&TRUE_RATES[b / 3][b % 3]))
+            .unwrap_or(0);
+        let label = |a: usize| format!("{} + {}", CTAS[a / 3], COPIES[a % 3]);
+        let metadata = json!({
+            "experiment_id": id,
+            "visitors": visitors,
+            "seed": seed,
+            "true_rates": (0..9).map(|a| json!({"combination": label(a), "true_rate": TRUE_RATES[a / 3][a % 3]})).collect::<Vec<_>>(),
+            "true_best": label(true_best),
+            "identified_best": label(identified.0),
+            "identified_prob_best": identified.1,
+            "found_true_best": identified.0 == true_best,
+            "prob_best": arms.iter().map(|a| json!({"combination": a["name"], "prob_best": a["prob_best"]})).collect::<Vec<_>>(),
+            "interaction": analytics["interaction"],
+            "recommendation": analytics["recommendation"],
+        });
+        Ok(json!({
+            "account": {"email": DEMO_EMAIL, "password": created_password},
+            "metadata": metadata,
+            "matrix_csv": matrix,
+        }))
+    }
+}
+
+fn index_of(answer: &Value, element: usize, names: &[&str; 3]) -> AppResult<usize> {
+    let name = answer["variants"][element]["variant_name"].as_str().unwrap_or("");
+    names
+        .iter()
+        .position(|n| *n == name)
+        .ok_or_else(|| AppError::new(Code::Internal, format!("unexpected variant {name:?}")))
+}

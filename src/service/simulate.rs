@@ -1,0 +1,146 @@
+//! The simulator as a use-case: validate a request, run it off the async workers, and
+//! render the answer of `POST /simulate` (and `samplit simulate`).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::engine::simulator::{self, MAX_ARMS, MAX_REPETITIONS, MAX_VISITORS, Setup, Strategy};
+use crate::error::{AppError, AppResult};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimArm {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub true_rate: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimRequest {
+    pub arms: Vec<SimArm>,
+    pub visitors: u64,
+    #[serde(default)]
+    pub strategies: Option<Vec<String>>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub repetitions: Option<u32>,
+    #[serde(default)]
+    pub floor: Option<f64>,
+    #[serde(default)]
+    pub update_every: Option<u64>,
+    #[serde(default)]
+    pub burn_in: Option<u64>,
+}
+
+/// Visitors between posterior refreshes when the request does not say: about what the
+/// server's time-based refresh amounts to at a few hundred visitors a second.
+pub const DEFAULT_UPDATE_EVERY: u64 = 100;
+
+pub struct Plan {
+    pub setup: Setup,
+    pub strategies: Vec<Strategy>,
+    pub seed: u64,
+    pub repetitions: u32,
+    pub names: Vec<String>,
+}
+
+impl Plan {
+    /// Total visitors the plan simulates, for a progress bar.
+    pub fn work(&self) -> u64 {
+        self.setup.visitors * u64::from(self.repetitions) * self.strategies.len() as u64
+    }
+}
+
+pub fn plan(req: SimRequest, default_floor: f64) -> AppResult<Plan> {
+    if req.arms.len() < 2 || req.arms.len() > MAX_ARMS {
+        return Err(AppError::validation("arms", format!("needs 2 to {MAX_ARMS} arms")));
+    }
+    for (i, a) in req.arms.iter().enumerate() {
+        if !(0.0..=1.0).contains(&a.true_rate) {
+            return Err(AppError::validation(format!("arms[{i}].true_rate"), "must be in [0, 1]"));
+        }
+    }
+    if req.visitors == 0 || req.visitors > MAX_VISITORS {
+        return Err(AppError::validation("visitors", format!("must be 1 to {MAX_VISITORS}")));
+    }
+    let repetitions = req.repetitions.unwrap_or(1);
+    if repetitions == 0 || repetitions > MAX_REPETITIONS {
+        return Err(AppError::validation("repetitions", format!("must be 1 to {MAX_REPETITIONS}")));
+    }
+    let floor = req.floor.unwrap_or(default_floor);
+    if !(0.0..0.5).contains(&floor) || floor * req.arms.len() as f64 > 1.0 {
+        return Err(AppError::validation(
+            "floor",
+            "must be at least 0, below 0.5, and at most 1/arms",
+        ));
+    }
+    let update_every = req.update_every.unwrap_or(DEFAULT_UPDATE_EVERY);
+    if update_every == 0 || update_every > MAX_VISITORS {
+        return Err(AppError::validation("update_every", format!("must be 1 to {MAX_VISITORS}")));
+    }
+    let names_in = req.strategies.unwrap_or_else(|| vec!["adaptive".into(), "fixed".into()]);
+    if names_in.is_empty() {
+        return Err(AppError::validation("strategies", "needs at least one of adaptive, fixed"));
+    }
+    let mut strategies = Vec::new();
+    for (i, s) in names_in.iter().enumerate() {
+        let st = Strategy::parse(s).ok_or_else(|| {
+            AppError::validation(format!("strategies[{i}]"), "must be adaptive or fixed")
+        })?;
+        if !strategies.contains(&st) {
+            strategies.push(st);
+        }
+    }
+    let names = req
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(i, a)| a.name.clone().unwrap_or_else(|| format!("Arm {}", i + 1)))
+        .collect();
+    Ok(Plan {
+        setup: Setup {
+            true_rates: req.arms.iter().map(|a| a.true_rate).collect(),
+            visitors: req.visitors,
+            floor,
+            burn_in: req.burn_in.unwrap_or(0),
+            update_every,
+        },
+        strategies,
+        seed: req.seed.unwrap_or_else(rand::random),
+        repetitions,
+        names,
+    })
+}
+
+/// Runs the plan (CPU-bound: call from a blocking thread) and renders the answer.
+pub fn execute(plan: &Plan, progress: &mut dyn FnMut(u64)) -> Value {
+    let results: Vec<Value> = plan
+        .strategies
+        .iter()
+        .map(|&s| {
+            let r = simulator::simulate(&plan.setup, s, plan.seed, plan.repetitions, progress);
+            let timeline: Vec<Value> = r
+                .timeline
+                .iter()
+                .map(|p| {
+                    json!({"visitors": p.visitors, "allocations": p.allocations,
+                           "conversions": p.conversions, "regret": p.regret})
+                })
+                .collect();
+            json!({
+                "strategy": s.as_str(), "conversions": r.conversions, "regret": r.regret,
+                "regret_se": r.regret_se, "allocations": r.allocations,
+                "floor_cost": r.floor_cost, "timeline": timeline,
+            })
+        })
+        .collect();
+    json!({
+        "arms": plan.names.iter().zip(&plan.setup.true_rates)
+            .map(|(n, r)| json!({"name": n, "true_rate": r})).collect::<Vec<_>>(),
+        "visitors": plan.setup.visitors, "repetitions": plan.repetitions, "seed": plan.seed,
+        "floor": plan.setup.floor, "update_every": plan.setup.update_every,
+        "results": results,
+    })
+}

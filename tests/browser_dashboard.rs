@@ -1,0 +1,587 @@
+//! The dashboard end to end in a real headless Chromium, as a new user meets it: the
+//! first-run page creates the admin, log out and in, create an experiment with the form,
+//! start it, traffic arrives through the tracker API, and the results page shows the arms,
+//! the recommendation and the charts — on a laptop (1280 px) and on a phone (390 px), with
+//! no horizontal overflow and no console errors. Screenshots land in target/screenshots/.
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use browser::Browser;
+use common::TestApp;
+use fantoccini::Locator;
+use fantoccini::elements::Element;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+const EMAIL: &str = "owner@example.com";
+const PASSWORD: &str = "correct horse battery";
+
+/// What the page shows right now, for failure messages.
+async fn page_text(b: &Browser) -> String {
+    let js = "const m = document.querySelector('main'); \
+              const t = [...document.querySelectorAll('.toast')].map(x => x.innerText); \
+              return location.hash + '\\n' + (m ? m.innerText.slice(0, 1500) : '') + '\\ntoasts: ' + t.join(' | ');";
+    b.client
+        .execute(js, vec![])
+        .await
+        .map(|v| v.as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+/// Polls `expr` (a JS expression) until it is truthy and returns its value. On timeout it
+/// saves a FAILED-… screenshot and panics with what the page shows.
+async fn wait_js(b: &Browser, expr: &str, what: &str) -> Value {
+    let script = format!("try {{ return ({expr}); }} catch (e) {{ return null; }}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = b.client.execute(&script, vec![]).await.expect("execute script");
+        let truthy = match &v {
+            Value::Null => false,
+            Value::Bool(x) => *x,
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            Value::String(s) => !s.is_empty(),
+            _ => true,
+        };
+        if truthy {
+            return v;
+        }
+        if Instant::now() > deadline {
+            b.screenshot(&format!("FAILED-{}", what.replace(' ', "-"))).await;
+            panic!(
+                "timed out waiting for {what} ({expr}); the page shows:\n{}",
+                page_text(b).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The element for `css`, once it exists and is displayed.
+async fn el(b: &Browser, css: &str) -> Element {
+    let expr = format!(
+        "(() => {{ const e = document.querySelector({css:?}); return e && e.getClientRects().length > 0; }})()"
+    );
+    wait_js(b, &expr, css).await;
+    b.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
+async fn click(b: &Browser, css: &str) {
+    el(b, css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn type_into(b: &Browser, css: &str, text: &str) {
+    let e = el(b, css).await;
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
+}
+
+/// Types into the `i`-th match of `css`.
+async fn type_nth(b: &Browser, css: &str, i: usize, text: &str) {
+    el(b, css).await;
+    let all = b.client.find_all(Locator::Css(css)).await.unwrap();
+    assert!(all.len() > i, "only {} matches of {css}", all.len());
+    all[i].clear().await.unwrap();
+    all[i].send_keys(text).await.unwrap();
+}
+
+async fn js(b: &Browser, script: &str) -> Value {
+    b.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
+/// Nothing may be wider than the viewport (a phone would scroll the page sideways).
+async fn assert_no_overflow(b: &Browser, what: &str) {
+    let v = js(
+        b,
+        "const wide = [...document.querySelectorAll('body *')].filter(e => { \
+           const r = e.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1 \
+             && !e.closest('.table-wrap, .chart-box, .snippet, dialog'); }) \
+           .slice(0, 5).map(e => e.tagName + '.' + e.className + ' right=' + Math.round(e.getBoundingClientRect().right)); \
+         return [document.documentElement.scrollWidth, window.innerWidth, wide];",
+    )
+    .await;
+    let (scroll, inner) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
+    assert!(scroll <= inner, "{what}: the page overflows sideways ({scroll} > {inner}): {}", v[2]);
+}
+
+/// A Chrome DevTools command through ChromeDriver (`goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or("")))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Sets the viewport. Chrome will not make a window narrower than 500 px, so a phone is
+/// emulated (`mobile` also honours the page's `<meta name="viewport">`, as a phone does).
+async fn viewport(b: &Browser, width: u64, height: u64) {
+    let params =
+        json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500});
+    let cmd = json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params});
+    b.client.issue_cmd(Cdp(cmd)).await.expect("set the viewport");
+    let expr = format!("window.innerWidth === {width} && window.innerHeight === {height}");
+    wait_js(b, &expr, "the viewport size").await;
+}
+
+/// A screenshot of the whole page: the viewport grows to the page's height, then shrinks back.
+async fn full_screenshot(b: &Browser, name: &str) {
+    let v = js(
+        b,
+        "return [window.innerWidth, window.innerHeight, document.documentElement.scrollHeight]",
+    )
+    .await;
+    let (w, h, page) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap(), v[2].as_u64().unwrap());
+    if page > h {
+        viewport(b, w, page.min(8000)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.screenshot(name).await;
+    if page > h {
+        viewport(b, w, h).await;
+    }
+}
+
+async fn assert_no_console_errors(b: &Browser, when: &str) {
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors {when}: {errors:#?}");
+}
+
+/// On a phone the navigation hides behind the Menu button.
+async fn nav_to(b: &Browser, target: &str) {
+    let phone =
+        js(b, "return getComputedStyle(document.getElementById('nav-toggle')).display !== 'none'")
+            .await;
+    if phone == true {
+        click(b, "#nav-toggle").await;
+        wait_js(b, "document.getElementById('nav').classList.contains('open')", "the menu to open")
+            .await;
+    }
+    click(b, &format!("[data-testid={target}]")).await;
+}
+
+/// The first-run page: no user exists, so it offers to create the administrator; doing so
+/// signs in and lands on the (empty) experiments list.
+async fn first_run(b: &Browser, app: &TestApp, shot: &str) {
+    b.client.goto(&app.base).await.unwrap();
+    el(b, "[data-testid=setup-form]").await;
+    let heading = el(b, "[data-testid=setup-form] h1").await.text().await.unwrap();
+    assert_eq!(heading, "Welcome to Samplit");
+    b.screenshot(shot).await;
+    type_into(b, "[data-testid=register-name]", "Ada Owner").await;
+    type_into(b, "[data-testid=register-email]", EMAIL).await;
+    type_into(b, "[data-testid=register-password]", PASSWORD).await;
+    type_into(b, "[data-testid=register-confirm]", PASSWORD).await;
+    click(b, "[data-testid=register-submit]").await;
+    wait_js(
+        b,
+        "location.hash === '#/experiments' && document.querySelector('[data-testid=empty-state]')",
+        "the empty list after setup",
+    )
+    .await;
+    let me = app.get("/api/v1/auth/me", Some(&app.login(EMAIL, PASSWORD))).body;
+    assert_eq!(me["role"], "admin", "the first account is the admin: {me}");
+    assert_eq!(me["name"], "Ada Owner");
+}
+
+async fn log_out_and_in(b: &Browser) {
+    nav_to(b, "logout").await;
+    el(b, "[data-testid=login-form]").await;
+    type_into(b, "[data-testid=login-email]", EMAIL).await;
+    type_into(b, "[data-testid=login-password]", PASSWORD).await;
+    click(b, "[data-testid=login-submit]").await;
+    wait_js(b, "location.hash === '#/experiments' && document.querySelector('[data-testid=experiments-body] [data-testid=empty-state], [data-testid=experiments-table]')", "the list after login").await;
+}
+
+/// Fills the "New experiment" form for an A/B test and saves the draft; returns its id.
+async fn create_ab_experiment(b: &Browser, name: &str, shot: Option<&str>) -> String {
+    click(b, "[data-testid=create-experiment]").await;
+    el(b, "[data-testid=experiment-form]").await;
+    type_into(b, "[data-testid=experiment-name]", name).await;
+    type_into(b, "[data-testid=experiment-description]", "Does a friendlier button sell more?")
+        .await;
+    type_into(b, "[data-testid=goal-value]", "#buy").await;
+    type_into(b, "[data-testid=ab-selector]", "#cta").await;
+    type_nth(b, "[data-testid=variant-text]", 0, "Buy now").await;
+    type_nth(b, "[data-testid=variant-name]", 1, "Friendly").await;
+    type_nth(b, "[data-testid=variant-text]", 1, "Get yours today").await;
+    if let Some(shot) = shot {
+        full_screenshot(b, shot).await;
+    }
+    click(b, "[data-testid=save-experiment]").await;
+    wait_js(
+        b,
+        "document.querySelector('[data-testid=experiment-title] .badge-draft')",
+        "the draft page",
+    )
+    .await;
+    let id = el(b, "[data-testid=experiment-id]").await.text().await.unwrap();
+    assert!(js(b, "return location.hash").await.as_str().unwrap().ends_with(&id));
+    let title = el(b, "[data-testid=experiment-title]").await.text().await.unwrap();
+    assert!(title.contains(name), "{title}");
+    id
+}
+
+/// Starts the experiment shown with the lifecycle button and its confirmation dialog.
+async fn start_experiment(b: &Browser, shot: &str) {
+    click(b, "[data-testid=start-button]").await;
+    let dialog = el(b, "dialog[open][data-testid=confirm-dialog]").await.text().await.unwrap();
+    assert!(dialog.contains("Start the experiment?"), "{dialog}");
+    b.screenshot(shot).await;
+    click(b, "dialog[open] [data-testid=dialog-confirm]").await;
+    wait_js(
+        b,
+        "document.querySelector('[data-testid=experiment-title] .badge-running')",
+        "the running badge",
+    )
+    .await;
+    wait_js(b, "!document.querySelector('dialog')", "the dialog to close").await;
+}
+
+/// Sends `n` visitors through the tracker API. Visitor `i` converts when a deterministic
+/// number in 0..1000 falls under `per_mille(variant names)`. Returns the conversions.
+fn send_traffic(app: &TestApp, exp: &str, n: usize, per_mille: impl Fn(&[String]) -> u64) -> usize {
+    let token = app.login(EMAIL, PASSWORD);
+    let key = app.site_key(&token);
+    tokio::task::block_in_place(|| {
+        let mut conversions = 0;
+        for i in 0..n {
+            let user = format!("visitor-{i}");
+            let r = app.assign(&key, exp, &user);
+            assert_eq!(r.status, 200, "assign: {}", r.text);
+            let names: Vec<String> = r.body["variants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["variant_name"].as_str().unwrap().to_string())
+                .collect();
+            assert!(!names.is_empty(), "{}", r.text);
+            if (i as u64 * 7919) % 1000 < per_mille(&names) {
+                let c = app.convert(&key, exp, &user);
+                assert_eq!(c.body["recorded"], true, "convert: {}", c.text);
+                conversions += 1;
+            }
+        }
+        conversions
+    })
+}
+
+/// Refreshes the results and checks the numbers, the table, the recommendation and the charts.
+async fn check_results(b: &Browser, arms: &[&str], visitors: usize, conversions: usize) {
+    click(b, "[data-testid=refresh-results]").await;
+    assert!(visitors < 1000, "no thousands separator to format");
+    let want = visitors.to_string();
+    wait_js(
+        b,
+        &format!("document.querySelector('[data-testid=total-visitors]').textContent === {want:?}"),
+        "the visitor count",
+    )
+    .await;
+    let total = el(b, "[data-testid=total-conversions]").await.text().await.unwrap();
+    assert_eq!(total, conversions.to_string());
+    let rows = js(
+        b,
+        "return [...document.querySelectorAll('[data-testid=results-row]')].map(r => \
+           [...r.children].map(c => c.textContent.trim()))",
+    )
+    .await;
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), arms.len(), "one row per arm: {rows:?}");
+    let mut seen = 0;
+    for arm in arms {
+        let row = rows
+            .iter()
+            .find(|r| r[0].as_str().unwrap().starts_with(arm))
+            .unwrap_or_else(|| panic!("no results row for {arm}: {rows:?}"));
+        let n: u64 = row[1].as_str().unwrap().replace(',', "").parse().unwrap();
+        assert!(n > 0, "{arm} has visitors: {row:?}");
+        seen += n;
+        // Rate, interval, P(best) and traffic weight are filled in (numbers, not dashes).
+        for col in [3, 4, 5, 8] {
+            let cell = row[col].as_str().unwrap();
+            assert!(cell.contains('%') && !cell.contains("NaN"), "{arm} column {col}: {row:?}");
+        }
+    }
+    assert_eq!(seen as usize, visitors, "{rows:?}");
+    let control = rows.iter().filter(|r| r[0].as_str().unwrap().contains("control")).count();
+    assert_eq!(control, 1, "the control is marked: {rows:?}");
+    let leader = rows.iter().filter(|r| r[0].as_str().unwrap().contains("leader")).count();
+    assert_eq!(leader, 1, "the leader is marked: {rows:?}");
+
+    let rec = el(b, "[data-testid=recommendation]").await.text().await.unwrap();
+    let decision =
+        js(b, "return document.querySelector('[data-testid=recommendation]').dataset.decision")
+            .await;
+    assert!(
+        ["keep_running", "declare_winner", "stop_no_difference"]
+            .contains(&decision.as_str().unwrap()),
+        "decision {decision}"
+    );
+    let reason = el(b, "[data-testid=recommendation-reason]").await.text().await.unwrap();
+    assert!(reason.len() > 10, "the recommendation explains itself: {rec}");
+
+    // The charts: one curve per arm in the posterior densities and P(best) over time, one
+    // band per arm in the traffic share.
+    let n = arms.len().min(10);
+    let counts = wait_js(
+        b,
+        "(() => { const q = (s) => document.querySelectorAll(s).length; \
+           const c = [q('svg[data-testid=chart-posterior] path.series'), q('svg[data-testid=chart-prob-best] path.series'), \
+                      q('svg[data-testid=chart-traffic] path[data-series]')]; \
+           return c.every(x => x > 0) && c; })()",
+        "the charts",
+    )
+    .await;
+    assert_eq!(counts, json!([n, n, n]), "curves per chart");
+    let sizes = js(
+        b,
+        "return [...document.querySelectorAll('svg.chart')].map(s => { const r = s.getBoundingClientRect(); \
+           return [s.dataset.testid, Math.round(r.width), Math.round(r.height), s.querySelectorAll('text').length]; })",
+    )
+    .await;
+    for s in sizes.as_array().unwrap() {
+        assert!(s[1].as_u64().unwrap() >= 200 && s[2].as_u64().unwrap() >= 60, "chart size {s}");
+        assert!(s[3].as_u64().unwrap() > 0, "chart without labels {s}");
+    }
+    let legends = js(b, "return [...document.querySelectorAll('[data-testid=chart-legend]')].map(l => l.textContent)").await;
+    for arm in arms.iter().take(n) {
+        assert!(
+            legends.as_array().unwrap().iter().all(|l| l.as_str().unwrap().contains(arm)),
+            "{arm} in every legend: {legends}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_creates_runs_and_judges_an_experiment_on_a_laptop() {
+    let app = TestApp::spawn();
+    let Some(b) = browser::launch(1280, 900).await else { return };
+    let started = Instant::now();
+
+    first_run(&b, &app, "dashboard-1280-first-run").await;
+    log_out_and_in(&b).await;
+    b.screenshot("dashboard-1280-empty-list").await;
+
+    let id = create_ab_experiment(&b, "Hero button", Some("dashboard-1280-new-experiment")).await;
+    // The draft says where it stands before any traffic.
+    let hint = el(&b, "[data-testid=results]").await.text().await.unwrap();
+    assert!(hint.contains("No visitors yet"), "{hint}");
+    let rec =
+        js(&b, "return document.querySelectorAll('[data-testid=recommendation]').length").await;
+    assert_eq!(rec, 0, "a draft has no recommendation yet");
+    start_experiment(&b, "dashboard-1280-start-dialog").await;
+
+    // B ("Friendly") converts at 25 %, the control at 8 %.
+    let conversions = send_traffic(&app, &id, 400, |v| if v[0] == "Friendly" { 250 } else { 80 });
+    check_results(&b, &["Control", "Friendly"], 400, conversions).await;
+    assert_no_overflow(&b, "experiment page at 1280 px").await;
+    full_screenshot(&b, "dashboard-1280-results").await;
+
+    // The list shows it running, with its visitors and leader.
+    click(&b, "[data-testid=nav-experiments]").await;
+    let row = el(&b, "[data-testid=experiment-row]").await.text().await.unwrap();
+    for part in ["Hero button", "A/B test", "Adaptive", "Running", "400", "%"] {
+        assert!(row.contains(part), "list row lacks {part}: {row}");
+    }
+    assert_no_overflow(&b, "list at 1280 px").await;
+    b.screenshot("dashboard-1280-list").await;
+
+    // Installation: the snippet to paste, carrying the site key.
+    nav_to(&b, "nav-install").await;
+    let snippet = el(&b, "[data-testid=snippet]").await.text().await.unwrap();
+    let key = el(&b, "[data-testid=site-key]").await.text().await.unwrap();
+    assert!(snippet.contains("<script") && snippet.contains(&key), "{snippet} / {key}");
+    let token = app.login(EMAIL, PASSWORD);
+    assert_eq!(key, app.site_key(&token));
+    b.screenshot("dashboard-1280-install").await;
+
+    // API keys: a new key is shown once, listed, and works.
+    nav_to(&b, "nav-keys").await;
+    el(&b, "[data-testid=key-form]").await;
+    type_into(&b, "[data-testid=key-name]", "CI deploy").await;
+    click(&b, "[data-testid=create-key]").await;
+    let new_key = el(&b, "[data-testid=new-key]").await.text().await.unwrap();
+    wait_js(&b, "document.querySelector('[data-testid=key-row]')", "the key in the list").await;
+    let listed = el(&b, "[data-testid=keys-table]").await.text().await.unwrap();
+    assert!(listed.contains("CI deploy"), "{listed}");
+    assert!(!listed.contains(&new_key), "the list never shows the whole key");
+    let me = app.get("/api/v1/auth/me", Some(&new_key));
+    assert_eq!(me.status, 200, "the new key authenticates: {}", me.text);
+    b.screenshot("dashboard-1280-keys").await;
+
+    // Judge: complete the experiment with a winner, from its page.
+    b.client.goto(&format!("{}/#/experiments/{id}", app.base)).await.unwrap();
+    el(&b, "[data-testid=results-table]").await;
+    click(&b, "[data-testid=complete-button]").await;
+    el(&b, "dialog[open] [data-testid=winner-select]").await;
+    let options = js(&b, "return [...document.querySelectorAll('[data-testid=winner-select] option')].map(o => o.textContent)").await;
+    assert_eq!(options.as_array().unwrap().len(), 3, "no winner + both arms: {options}");
+    let friendly = js(&b, "const o = [...document.querySelectorAll('[data-testid=winner-select] option')].find(o => o.textContent.startsWith('Friendly')); return o.value").await;
+    el(&b, "[data-testid=winner-select]")
+        .await
+        .select_by_value(friendly.as_str().unwrap())
+        .await
+        .unwrap();
+    click(&b, "dialog[open] [data-testid=dialog-confirm]").await;
+    wait_js(
+        &b,
+        "document.querySelector('[data-testid=experiment-title] .badge-completed')",
+        "the completed badge",
+    )
+    .await;
+    let exp = app.get(&format!("/api/v1/experiments/{id}"), Some(&token)).body;
+    assert_eq!(exp["status"], "completed", "{exp}");
+    assert_eq!(exp["winner_variant_id"], friendly, "the chosen winner is recorded: {exp}");
+
+    assert_no_console_errors(&b, "on the laptop").await;
+    b.close().await;
+    eprintln!("laptop run took {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_user_creates_runs_and_judges_an_experiment_on_a_phone() {
+    let app = TestApp::spawn();
+    let Some(b) = browser::launch(390, 844).await else { return };
+    let started = Instant::now();
+    b.client.goto(&app.base).await.unwrap();
+    viewport(&b, 390, 844).await;
+
+    first_run(&b, &app, "dashboard-390-first-run").await;
+    assert_no_overflow(&b, "empty list at 390 px").await;
+    log_out_and_in(&b).await;
+
+    let id =
+        create_ab_experiment(&b, "Hero button on the go", Some("dashboard-390-new-experiment"))
+            .await;
+    assert_no_overflow(&b, "draft page at 390 px").await;
+    start_experiment(&b, "dashboard-390-start-dialog").await;
+    let conversions = send_traffic(&app, &id, 400, |v| if v[0] == "Friendly" { 250 } else { 80 });
+    check_results(&b, &["Control", "Friendly"], 400, conversions).await;
+    // The charts are drawn at the phone's width, not scaled down from a desktop size.
+    let widest = js(&b, "return Math.max(...[...document.querySelectorAll('svg.chart')].map(s => s.getBoundingClientRect().right))").await;
+    assert!(widest.as_f64().unwrap() <= 390.0, "charts fit the screen: right edge at {widest}");
+    assert_no_overflow(&b, "experiment page at 390 px").await;
+    full_screenshot(&b, "dashboard-390-results").await;
+    b.screenshot("dashboard-390-results-top").await;
+
+    nav_to(&b, "nav-experiments").await;
+    el(&b, "[data-testid=experiment-row]").await;
+    assert_no_overflow(&b, "list at 390 px").await;
+    b.screenshot("dashboard-390-list").await;
+
+    nav_to(&b, "nav-install").await;
+    el(&b, "[data-testid=snippet]").await;
+    assert_no_overflow(&b, "installation at 390 px").await;
+    b.screenshot("dashboard-390-install").await;
+
+    nav_to(&b, "nav-keys").await;
+    type_into(&b, "[data-testid=key-name]", "Phone key").await;
+    click(&b, "[data-testid=create-key]").await;
+    el(&b, "[data-testid=new-key]").await;
+    el(&b, "[data-testid=key-row]").await;
+    assert_no_overflow(&b, "API keys at 390 px").await;
+    b.screenshot("dashboard-390-keys").await;
+
+    // The open menu, for the record.
+    click(&b, "#nav-toggle").await;
+    el(&b, "[data-testid=nav-simulator]").await;
+    b.screenshot("dashboard-390-menu").await;
+
+    assert_no_console_errors(&b, "on the phone").await;
+    b.close().await;
+    eprintln!("phone run took {:?}", started.elapsed());
+}
+
+/// A multi-element experiment (2 elements × 2 variants) made with the form: the results
+/// show the four combinations, the heat map and the main effects, on a laptop and a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_element_experiment_shows_its_heat_map() {
+    let app = TestApp::spawn();
+    let Some(b) = browser::launch(1280, 900).await else { return };
+    first_run(&b, &app, "dashboard-1280-first-run-multi").await;
+
+    click(&b, "[data-testid=create-experiment]").await;
+    type_into(&b, "[data-testid=experiment-name]", "Headline × button").await;
+    click(&b, "[data-testid=experiment-type-multi_element]").await;
+    let elements =
+        wait_js(&b, "document.querySelectorAll('[data-testid=element]').length", "the elements")
+            .await;
+    assert_eq!(elements, 2);
+    type_into(&b, "[data-testid=goal-value]", "#buy").await;
+    for (i, (name, selector)) in [("Headline", "#headline"), ("Button", "#buy")].iter().enumerate()
+    {
+        type_nth(&b, "[data-testid=element-name]", i, name).await;
+        type_nth(&b, "[data-testid=element-selector]", i, selector).await;
+    }
+    // Variants are A and B in each element; give the B variants content.
+    type_nth(&b, "[data-testid=variant-text]", 1, "A headline that sells").await;
+    type_nth(&b, "[data-testid=variant-text]", 3, "Buy it").await;
+    let hint = js(
+        &b,
+        "return document.querySelector('[data-field=elements] > .row-actions .hint').textContent",
+    )
+    .await;
+    assert!(hint.as_str().unwrap().contains("4 combinations"), "{hint}");
+    full_screenshot(&b, "dashboard-1280-new-multi").await;
+    click(&b, "[data-testid=save-experiment]").await;
+    wait_js(
+        &b,
+        "document.querySelector('[data-testid=experiment-title] .badge-draft')",
+        "the draft page",
+    )
+    .await;
+    let id = el(&b, "[data-testid=experiment-id]").await.text().await.unwrap();
+    start_experiment(&b, "dashboard-1280-start-dialog-multi").await;
+
+    // The B headline helps, the B button helps a little more.
+    let conversions = send_traffic(&app, &id, 400, |v| {
+        40 + if v[0] == "B" { 120 } else { 0 } + if v[1] == "B" { 160 } else { 0 }
+    });
+    check_results(&b, &["A + A", "A + B", "B + A", "B + B"], 400, conversions).await;
+    let heat = wait_js(
+        &b,
+        "document.querySelectorAll('svg[data-testid=chart-heatmap] rect.heat-cell').length",
+        "the heat map",
+    )
+    .await;
+    assert_eq!(heat, 4, "a 2 × 2 heat map");
+    let labels = js(&b, "return [...document.querySelectorAll('svg[data-testid=chart-heatmap] text.cell-label')].map(t => t.textContent)").await;
+    for l in labels.as_array().unwrap() {
+        assert!(l.as_str().unwrap().ends_with('%'), "every cell has data: {labels}");
+    }
+    let effects = js(&b, "return [...document.querySelectorAll('[data-testid=main-effect]')].map(e => e.textContent)").await;
+    let effects = effects.as_array().unwrap();
+    assert_eq!(effects.len(), 2, "{effects:?}");
+    assert!(
+        effects[0].as_str().unwrap().contains("Headline")
+            && effects[1].as_str().unwrap().contains("Button"),
+        "{effects:?}"
+    );
+    assert_no_overflow(&b, "multi-element results at 1280 px").await;
+    full_screenshot(&b, "dashboard-1280-multi-results").await;
+
+    // The same page on a phone: the charts redraw at the new width.
+    viewport(&b, 390, 844).await;
+    wait_js(
+        &b,
+        "Math.max(...[...document.querySelectorAll('svg.chart')].map(s => s.getBoundingClientRect().right)) <= 390",
+        "the charts to redraw at 390 px",
+    )
+    .await;
+    assert_no_overflow(&b, "multi-element results at 390 px").await;
+    full_screenshot(&b, "dashboard-390-multi-results").await;
+
+    assert_no_console_errors(&b, "with a multi-element experiment").await;
+    b.close().await;
+}
