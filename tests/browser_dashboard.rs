@@ -49,7 +49,9 @@ async fn wait_js(b: &Browser, expr: &str, what: &str) -> Value {
             return v;
         }
         if Instant::now() > deadline {
-            b.screenshot(&format!("FAILED-{}", what.replace(' ', "-"))).await;
+            let name: String =
+                what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            b.screenshot(&format!("FAILED-{name}")).await;
             panic!(
                 "timed out waiting for {what} ({expr}); the page shows:\n{}",
                 page_text(b).await
@@ -354,6 +356,22 @@ async fn check_results(b: &Browser, arms: &[&str], visitors: usize, conversions:
         assert!(s[1].as_u64().unwrap() >= 200 && s[2].as_u64().unwrap() >= 60, "chart size {s}");
         assert!(s[3].as_u64().unwrap() > 0, "chart without labels {s}");
     }
+    // No label collides with its neighbour or sticks out of its chart.
+    let clashes = js(
+        b,
+        "return [...document.querySelectorAll('svg.chart')].flatMap(svg => { \
+           const width = svg.getBoundingClientRect().width; const rows = new Map(); const bad = []; \
+           for (const t of svg.querySelectorAll('text:not(.axis-label)')) { \
+             const r = t.getBBox(); const key = Math.round(r.y); \
+             if (!rows.has(key)) rows.set(key, []); rows.get(key).push([r.x, r.x + r.width, t.textContent]); \
+             if (r.x < -0.5 || r.x + r.width > width + 0.5) bad.push(svg.dataset.testid + ': ' + t.textContent + ' is cut off'); } \
+           for (const row of rows.values()) { row.sort((p, q) => p[0] - q[0]); \
+             for (let i = 1; i < row.length; i++) if (row[i][0] < row[i - 1][1] - 0.5) \
+               bad.push(svg.dataset.testid + ': ' + row[i - 1][2] + ' overlaps ' + row[i][2]); } \
+           return bad; })",
+    )
+    .await;
+    assert_eq!(clashes, json!([]), "chart labels collide");
     let legends = js(b, "return [...document.querySelectorAll('[data-testid=chart-legend]')].map(l => l.textContent)").await;
     for arm in arms.iter().take(n) {
         assert!(

@@ -41,6 +41,10 @@ async fn read_json<T: DeserializeOwned>(req: Request, limit: usize) -> Result<T,
 
 /// Syntax errors are 400; a well-formed body of the wrong shape is 422 naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    // The fast path; only a failure pays for tracking the path of the offending field.
+    if let Ok(v) = serde_json::from_slice(bytes) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -121,5 +125,22 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
         Ok(ClientIp(ip))
+    }
+}
+
+/// `X-Samplit-Site-Key`, read without cloning the whole header map.
+pub struct SiteKeyHeader(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for SiteKeyHeader {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        Ok(SiteKeyHeader(
+            parts
+                .headers
+                .get("x-samplit-site-key")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        ))
     }
 }

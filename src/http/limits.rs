@@ -32,6 +32,14 @@ impl Limiter {
         Limiter { rate, burst, per, buckets: Mutex::new(HashMap::new()) }
     }
 
+    /// Checks `key()`, which is only built when the limit is on.
+    pub fn check_lazy(&self, key: impl FnOnce() -> String) -> Result<(), AppError> {
+        if self.rate <= 0.0 {
+            return Ok(());
+        }
+        self.check(&key())
+    }
+
     pub fn check(&self, key: &str) -> Result<(), AppError> {
         if self.rate <= 0.0 {
             return Ok(());

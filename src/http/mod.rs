@@ -138,7 +138,8 @@ async fn around(
             format!("{:x}-{:x}", std::process::id(), REQUEST_SEQ.fetch_add(1, Ordering::Relaxed))
         });
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
+    let path = uri.path();
     let mut res = next.run(req).await;
 
     metrics.requests.fetch_add(1, Ordering::Relaxed);

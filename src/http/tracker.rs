@@ -3,14 +3,14 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::extract::{ClientIp, TrackerJson};
+use super::extract::{ClientIp, SiteKeyHeader, TrackerJson};
 use super::{ApiResult, AppState, RawJson};
 use crate::error::{AppError, Code};
 
@@ -50,17 +50,13 @@ struct AssignBody {
 fn site_key(
     s: &AppState,
     body: Option<String>,
-    headers: &HeaderMap,
+    header: Option<String>,
     ip: std::net::IpAddr,
 ) -> ApiResult<String> {
-    s.limits.tracker_ip.check(&ip.to_string())?;
-    let key = body
-        .or_else(|| {
-            headers.get("x-samplit-site-key").and_then(|v| v.to_str().ok()).map(str::to_string)
-        })
-        .ok_or_else(|| {
-            AppError::new(Code::InvalidSiteKey, "site_key is required (body or X-Samplit-Site-Key)")
-        })?;
+    s.limits.tracker_ip.check_lazy(|| ip.to_string())?;
+    let key = body.or(header).ok_or_else(|| {
+        AppError::new(Code::InvalidSiteKey, "site_key is required (body or X-Samplit-Site-Key)")
+    })?;
     s.limits.tracker_site.check(&key)?;
     Ok(key)
 }
@@ -72,10 +68,10 @@ fn experiment(id: &str) -> ApiResult<Uuid> {
 async fn assign(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    SiteKeyHeader(header_key): SiteKeyHeader,
     TrackerJson(b): TrackerJson<AssignBody>,
 ) -> ApiResult<RawJson> {
-    let key = site_key(&s, b.site_key, &headers, ip)?;
+    let key = site_key(&s, b.site_key, header_key, ip)?;
     if let Some(c) = &b.context {
         let max = s.services.config.limits.context_max_bytes;
         if serde_json::to_vec(c).map(|v| v.len()).unwrap_or(usize::MAX) > max {
@@ -107,10 +103,10 @@ struct BatchBody {
 async fn assign_batch(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    SiteKeyHeader(header_key): SiteKeyHeader,
     TrackerJson(b): TrackerJson<BatchBody>,
 ) -> ApiResult<Json<Value>> {
-    let key = site_key(&s, b.site_key, &headers, ip)?;
+    let key = site_key(&s, b.site_key, header_key, ip)?;
     Ok(Json(s.services.assign_batch(&key, experiment(&b.experiment_id)?, &b.user_ids).await?))
 }
 
@@ -130,10 +126,10 @@ struct ConvertBody {
 async fn convert(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: HeaderMap,
+    SiteKeyHeader(header_key): SiteKeyHeader,
     TrackerJson(b): TrackerJson<ConvertBody>,
 ) -> ApiResult<Json<Value>> {
-    let key = site_key(&s, b.site_key, &headers, ip)?;
+    let key = site_key(&s, b.site_key, header_key, ip)?;
     let exp = experiment(&b.experiment_id)?;
     Ok(Json(s.services.convert(&key, exp, &b.user_id, b.value, b.goal.as_deref()).await?))
 }

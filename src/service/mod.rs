@@ -9,6 +9,7 @@ pub mod demo;
 pub mod experiments;
 pub mod secrets;
 pub mod simulate;
+pub mod sticky;
 pub mod tracker;
 
 use std::sync::{Arc, Mutex};
@@ -21,12 +22,16 @@ use crate::store::writer::{self, Writer, WriterOptions};
 use crate::store::{Store, StoreError};
 use catalog::Catalog;
 
+/// Returning visitors kept in memory (about 100 bytes each).
+const STICKY_CACHE_ENTRIES: usize = 262_144;
+
 /// Everything a request needs; cloned cheaply into each handler.
 pub struct Services {
     pub config: Arc<Config>,
     pub store: Store,
     pub writer: Writer,
     pub catalog: Catalog,
+    pub sticky: sticky::StickyCache,
     pub jwt_secret: Vec<u8>,
     /// The base URL snippets point at, fixed once the listener is bound.
     public_url: std::sync::OnceLock<String>,
@@ -64,6 +69,7 @@ impl Services {
             store,
             writer,
             catalog,
+            sticky: sticky::StickyCache::new(STICKY_CACHE_ENTRIES),
             jwt_secret: secrets.jwt,
             public_url: std::sync::OnceLock::new(),
             writer_thread: Mutex::new(Some(handle)),

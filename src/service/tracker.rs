@@ -114,8 +114,20 @@ impl Services {
         })
     }
 
+    /// The stored assignment, from the cache or the store (which then fills the cache).
+    fn sticky(&self, exp: Uuid, user_id: &str) -> AppResult<Option<AssignmentRec>> {
+        if let Some(rec) = self.sticky.get(exp, user_id) {
+            return Ok(Some(rec));
+        }
+        let rec = self.store.assignment(exp, user_id)?;
+        if let Some(r) = rec {
+            self.sticky.put(exp, user_id, r);
+        }
+        Ok(rec)
+    }
+
     async fn assign_entry(&self, entry: &Entry, user_id: &str) -> AppResult<String> {
-        if let Some(rec) = self.store.assignment(entry.exp.id, user_id)? {
+        if let Some(rec) = self.sticky(entry.exp.id, user_id)? {
             return Ok(render(entry, &rec, false));
         }
         let weights = self.current_weights(entry)?;
@@ -200,7 +212,7 @@ impl Services {
         let now = now_ms();
         let mut pending = Vec::with_capacity(user_ids.len());
         for u in user_ids {
-            match self.store.assignment(exp, u)? {
+            match self.sticky(exp, u)? {
                 Some(rec) => pending.push((u, Ok(rec))),
                 None => {
                     let arm = allocator::decide(
@@ -279,7 +291,7 @@ impl Services {
             (Some(g), Some(eg)) if eg.key() == g => PRIMARY_GOAL.to_string(),
             (Some(g), Some(_)) => g.to_string(),
         };
-        if self.store.assignment(exp, user_id)?.is_none() {
+        if self.sticky(exp, user_id)?.is_none() {
             return Err(not_assigned());
         }
         let out = self.writer.convert(exp, user_id.to_string(), key, value, now_ms()).await?;

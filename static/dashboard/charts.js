@@ -76,11 +76,20 @@ function axes(g, { x, y, xTicks, yTicks, xFormat, yFormat, m, width, height, yLa
     g.append(s('text', { x: m.left - 6, y: py, class: 'tick tick-y', 'text-anchor': 'end', 'dominant-baseline': 'middle', text: yFormat(t) }));
   }
   g.append(s('line', { x1: m.left, x2: width - m.right, y1: height - m.bottom, y2: height - m.bottom, class: 'axis' }));
-  xTicks.forEach((t, i) => {
+  // Labels are centred on their tick, pulled inside the plot at the edges, and a label that
+  // would overlap the previous one is left out (its tick mark stays).
+  let prevRight = -Infinity;
+  xTicks.forEach((t) => {
     const px = x(t);
-    const anchor = i === 0 && xTicks.length > 1 ? 'start' : i === xTicks.length - 1 && xTicks.length > 1 ? 'end' : 'middle';
+    const label = xFormat(t);
+    const w = String(label).length * 6.5;
+    let anchor = 'middle';
+    let left = px - w / 2;
+    if (left < m.left - 4) { anchor = 'start'; left = px; } else if (px + w / 2 > width - m.right + 4) { anchor = 'end'; left = px - w; }
     g.append(s('line', { x1: px, x2: px, y1: height - m.bottom, y2: height - m.bottom + 4, class: 'axis' }));
-    g.append(s('text', { x: px, y: height - m.bottom + 16, class: 'tick', 'text-anchor': anchor, text: xFormat(t) }));
+    if (left < prevRight + 8) return;
+    prevRight = left + w;
+    g.append(s('text', { x: px, y: height - m.bottom + 16, class: 'tick', 'text-anchor': anchor, text: label }));
   });
   if (yLabel) {
     g.append(s('text', { x: 12, y: m.top + (height - m.top - m.bottom) / 2, class: 'axis-label', 'text-anchor': 'middle', transform: `rotate(-90 12 ${m.top + (height - m.top - m.bottom) / 2})`, text: yLabel }));
