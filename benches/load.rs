@@ -5,6 +5,7 @@
 //! - plain:  a hyper server answering a fixed JSON body, the ceiling;
 //! - sticky: POST /tracker/assign for visitors already assigned (read path);
 //! - new:    POST /tracker/assign for a new visitor every request (durable group commit).
+//!
 //! Then the scale check: 1,000,000 stored assignments, the analytics latency, the server's
 //! RSS, and the start-up time over that data.
 

@@ -6,4 +6,5 @@ pub mod crypto;
 pub mod hashing;
 pub mod model;
 pub mod simulator;
+pub mod special;
 pub mod stats;

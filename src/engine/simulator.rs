@@ -61,6 +61,10 @@ pub struct Run {
     pub conversions: u64,
     pub regret: f64,
     pub allocations: Vec<u64>,
+    /// Conversions per arm.
+    pub arm_conversions: Vec<u64>,
+    /// Inverse-propensity estimate of each arm's rate: (1/N) Σ y / p over its visitors.
+    pub ipw_rates: Vec<f64>,
     pub timeline: Vec<Point>,
 }
 
@@ -88,6 +92,7 @@ pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: &mut dyn FnMu
     let every = setup.update_every.max(1);
     let step = (setup.visitors / TIMELINE_POINTS).max(1);
     let mut timeline = Vec::with_capacity(TIMELINE_POINTS as usize + 1);
+    let mut ipw = vec![0.0; k];
     for v in 0..setup.visitors {
         if strategy == Strategy::Adaptive && v % every == 0 && v > 0 {
             weights = allocator::adaptive_weights(&counts, setup.floor, setup.burn_in);
@@ -100,6 +105,7 @@ pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: &mut dyn FnMu
         if rng.random::<f64>() < rate {
             counts[arm].conversions += 1;
             conversions += 1;
+            ipw[arm] += 1.0 / weights[arm];
         }
         if (v + 1) % step == 0 || v + 1 == setup.visitors {
             timeline.push(Point {
@@ -114,10 +120,13 @@ pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: &mut dyn FnMu
         }
     }
     progress(setup.visitors % 10_000);
+    let n = setup.visitors.max(1) as f64;
     Run {
         conversions,
         regret,
         allocations: counts.iter().map(|c| c.allocations).collect(),
+        arm_conversions: counts.iter().map(|c| c.conversions).collect(),
+        ipw_rates: ipw.iter().map(|s| s / n).collect(),
         timeline,
     }
 }
@@ -198,6 +207,46 @@ mod tests {
         let s = setup(100_000);
         let f = simulate(&s, Strategy::Fixed, 1, 1, &mut |_| {});
         assert!((f.regret - 9_000.0).abs() < 150.0, "{}", f.regret);
+    }
+
+    /// Chapelle & Li (2011): best arm 0.5, nine at 0.4, refresh every 100 visitors, no
+    /// floor. Our numpy reproduction of Thompson sampling gives mean regret ≈ 248 (SE 4 over
+    /// 100 repetitions) at 1e5 visitors; the fixed split's is 9,000.
+    #[test]
+    fn regret_matches_thompson_sampling_published_behaviour() {
+        let s = setup(100_000);
+        let a = simulate(&s, Strategy::Adaptive, 11, 20, &mut |_| {});
+        assert!(
+            (a.regret - 248.0).abs() < 4.0 * (a.regret_se.max(4.0)),
+            "regret {} ± {}",
+            a.regret,
+            a.regret_se
+        );
+        assert!(a.regret < 400.0);
+    }
+
+    /// Adaptive allocation biases the naive per-arm rate of losing arms downwards (they
+    /// stop being sampled after an unlucky streak); the inverse-propensity estimate that
+    /// analytics reports is unbiased. K=10, ε=0.1, 1e4 visitors.
+    #[test]
+    fn inverse_propensity_removes_the_adaptive_bias() {
+        let mut s = setup(10_000);
+        s.floor = 0.01;
+        let reps = 300;
+        let (mut naive, mut ipw, mut n) = (0.0, 0.0, 0.0);
+        for r in 0..reps {
+            let run = run(&s, Strategy::Adaptive, 1000 + r, &mut |_| {});
+            for arm in 1..10 {
+                if run.allocations[arm] > 0 {
+                    naive += run.arm_conversions[arm] as f64 / run.allocations[arm] as f64 - 0.4;
+                    ipw += run.ipw_rates[arm] - 0.4;
+                    n += 1.0;
+                }
+            }
+        }
+        let (naive, ipw) = (naive / n, ipw / n);
+        assert!(naive < -0.01, "the naive mean is biased here: {naive}");
+        assert!(ipw.abs() < 0.005, "inverse-propensity bias {ipw} (naive {naive})");
     }
 
     #[test]

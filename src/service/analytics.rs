@@ -37,14 +37,14 @@ pub fn recommend(
     };
     if min_n < t.min_sample {
         let reason = format!(
-            "keep running: every arm needs at least {} visitors before a decision (the smallest has {min_n})",
+            "every arm needs at least {} visitors before a decision (the smallest has {min_n})",
             t.min_sample
         );
         return ("keep_running".into(), None, reason);
     }
     if s.prob_best >= t.prob_best && s.expected_loss < t.loss {
         let reason = format!(
-            "{} is the winner: {:.1}% probability of being best, and choosing it costs at most {:.3} percentage points of conversion rate in expectation",
+            "{} is the winner with {:.1}% probability of being best, and choosing it costs at most {:.3} percentage points of conversion rate in expectation",
             names[best],
             s.prob_best * 100.0,
             s.expected_loss * 100.0
@@ -53,13 +53,13 @@ pub fn recommend(
     }
     if summary.iter().all(|a| a.expected_loss < t.loss) {
         let reason = format!(
-            "stop, no meaningful difference: whichever arm you keep, the expected loss is below {:.3} percentage points",
+            "no meaningful difference: whichever arm you keep, the expected loss is below {:.3} percentage points",
             t.loss * 100.0
         );
         return ("stop_no_difference".into(), None, reason);
     }
     let reason = format!(
-        "keep running: the leader {} has {:.1}% probability of being best; a winner needs {:.0}% and an expected loss below {:.3} points",
+        "the leader {} has {:.1}% probability of being best; a winner needs {:.0}% and an expected loss below {:.3} points",
         names[best],
         s.prob_best * 100.0,
         t.prob_best * 100.0,
