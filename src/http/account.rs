@@ -82,9 +82,7 @@ async fn token(
         .to_ascii_lowercase();
     let body: TokenBody = if ct.starts_with("application/x-www-form-urlencoded") {
         let limit = s.services.config.server.body_limit_bytes;
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| AppError::new(Code::PayloadTooLarge, "the body is too large"))?;
+        let bytes = super::extract::read_body(req.into_body(), limit).await?;
         let form: Vec<(String, String)> = serde_urlencoded_pairs(&bytes);
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         TokenBody {

@@ -133,8 +133,11 @@ async fn complete(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    req: axum::extract::Request,
 ) -> ApiResult<Json<Value>> {
+    let body =
+        super::extract::read_body(req.into_body(), s.services.config.server.body_limit_bytes)
+            .await?;
     let b: CompleteBody = if body.iter().all(u8::is_ascii_whitespace) {
         CompleteBody::default()
     } else {

@@ -25,17 +25,40 @@ fn media_type(req: &Request) -> Option<String> {
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
-async fn read_json<T: DeserializeOwned>(req: Request, limit: usize) -> Result<T, AppError> {
-    let bytes = axum::body::to_bytes(req.into_body(), limit).await.map_err(|e| {
-        let too_large = std::error::Error::source(&e)
-            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-            || e.to_string().contains("length limit");
-        if too_large {
-            AppError::new(Code::PayloadTooLarge, format!("the body is larger than {limit} bytes"))
-        } else {
-            AppError::new(Code::BadRequest, format!("cannot read the body: {e}"))
+/// Past the limit the rest of the body is still read (and dropped) up to this many times
+/// the limit, so the client gets its 413 instead of a reset connection; beyond that the
+/// connection is closed.
+const DRAIN_FACTOR: usize = 16;
+
+/// Reads a body of at most `limit` bytes; larger is a 413.
+pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, AppError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut out = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|e| AppError::new(Code::BadRequest, format!("cannot read the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            seen += data.len();
+            if seen <= limit {
+                out.extend_from_slice(&data);
+            } else if seen > limit.saturating_mul(DRAIN_FACTOR) {
+                break;
+            }
         }
-    })?;
+    }
+    if seen > limit {
+        return Err(AppError::new(
+            Code::PayloadTooLarge,
+            format!("the body is larger than {limit} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+async fn read_json<T: DeserializeOwned>(req: Request, limit: usize) -> Result<T, AppError> {
+    let bytes = read_body(req.into_body(), limit).await?;
     parse_json(&bytes)
 }
 

@@ -16,9 +16,9 @@ use crate::error::{AppError, Code};
 
 pub fn api_router() -> Router<AppState> {
     Router::new()
-        .route("/tracker/assign", post(assign).options(preflight))
-        .route("/tracker/assign/batch", post(assign_batch).options(preflight))
-        .route("/tracker/convert", post(convert).options(preflight))
+        .route("/api/v1/tracker/assign", post(assign).options(preflight))
+        .route("/api/v1/tracker/assign/batch", post(assign_batch).options(preflight))
+        .route("/api/v1/tracker/convert", post(convert).options(preflight))
 }
 
 pub fn script_router() -> Router<AppState> {
