@@ -121,6 +121,32 @@ pub enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Write a consistent snapshot of the data dir to OUT while the server keeps serving
+    #[command(
+        after_help = "Examples:\n  samplit backup /var/backups/samplit-2026-11-24\n  samplit serve --data-dir /var/backups/samplit-2026-11-24   (the copy starts as it is)"
+    )]
+    Backup {
+        /// Directory to create the copy in (must not hold a data file)
+        out: PathBuf,
+        /// Leave out jwt.key and state.key (the copy then needs the secrets from elsewhere)
+        #[arg(long)]
+        without_secrets: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Restore a backup into the data dir (refuses while a server uses it)
+    #[command(
+        after_help = "Example:\n  samplit restore /var/backups/samplit-2026-11-24 --data-dir ./data"
+    )]
+    Restore {
+        /// A directory written by `samplit backup`
+        backup: PathBuf,
+        /// Replace an existing data file (it is kept aside as samplit.redb.before-restore)
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Create the demo account and the seed multi-element scenario, send simulated visitors
     /// through the real assign/convert path, and write matrix.csv and metadata.json
     #[command(
@@ -483,6 +509,28 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
                 }
             }
         }
+        Command::Backup { out, without_secrets, data } => {
+            let out = std::path::absolute(&out)?;
+            let bar = indicatif::ProgressBar::new_spinner()
+                .with_message(format!("copying a snapshot to {}", out.display()));
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            let req = AdminRequest::Backup { out: out.display().to_string(), without_secrets };
+            let v = admin(&data, req).await;
+            bar.finish_and_clear();
+            let v = v?;
+            println!("backup written to {} ({} rows)", out.display(), s(&v["rows"]));
+            if v["secrets"].as_array().is_some_and(|a| !a.is_empty()) {
+                println!("secrets included: {} (keep this backup private)", v["secrets"]);
+            } else if v["secrets_in_config"] == Value::Bool(true) {
+                println!(
+                    "the secrets are in your configuration, not the data dir: keep them with the backup"
+                );
+            } else {
+                println!("secrets left out: the copy needs jwt.key and state.key to serve");
+            }
+            println!("start it with: samplit serve --data-dir {}", out.display());
+        }
+        Command::Restore { backup, force, data } => restore(&backup, force, &data).await?,
         Command::Serve(_) => unreachable!("serve is dispatched by main"),
     }
     Ok(())
@@ -552,6 +600,48 @@ fn simulate(
             );
         }
     }
+    Ok(())
+}
+
+async fn restore(backup: &std::path::Path, force: bool, data: &DataArgs) -> Result<(), Failure> {
+    use crate::service::secrets::{JWT_FILE, STATE_FILE};
+    use crate::store::DB_FILE;
+    let loaded = load_config(data, None)?;
+    let dir = loaded.config.data_dir().to_path_buf();
+    let src = backup.join(DB_FILE);
+    if !src.is_file() {
+        return Err(format!("{} is not a Samplit backup (no {DB_FILE})", backup.display()).into());
+    }
+    if admin_socket::call(&dir, &AdminRequest::UserList).await.is_some() {
+        return Err(
+            format!("a server is running on {}; stop it before restoring", dir.display()).into()
+        );
+    }
+    let target = dir.join(DB_FILE);
+    if target.exists() {
+        if !force {
+            return Err(format!(
+                "{} already holds data; pass --force to replace it (the old file is kept aside)",
+                dir.display()
+            )
+            .into());
+        }
+        // Holding the store proves no other process uses it right now.
+        drop(crate::store::Store::open(&dir)?);
+        std::fs::rename(&target, dir.join(format!("{DB_FILE}.before-restore")))?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    std::fs::copy(&src, &target)?;
+    for name in [JWT_FILE, STATE_FILE] {
+        let from = backup.join(name);
+        if from.is_file() {
+            let text = std::fs::read_to_string(&from)?;
+            crate::service::secrets::write_private(&dir.join(name), &text)?;
+        }
+    }
+    let store = crate::store::Store::open(&dir)?;
+    let rows = store.row_count()?;
+    println!("restored {} into {} ({rows} rows)", backup.display(), dir.display());
     Ok(())
 }
 

@@ -16,16 +16,44 @@ use crate::store::writer;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum AdminRequest {
-    UserCreate { email: String, password: String, name: Option<String>, role: Option<String> },
+    UserCreate {
+        email: String,
+        password: String,
+        name: Option<String>,
+        role: Option<String>,
+    },
     UserList,
-    UserSetPassword { email: String, password: String },
-    UserSetRole { email: String, role: String },
-    ExperimentList { status: Option<String> },
-    ExperimentShow { id: String },
-    Check { experiment: Option<String> },
-    Repair { experiment: Option<String> },
+    UserSetPassword {
+        email: String,
+        password: String,
+    },
+    UserSetRole {
+        email: String,
+        role: String,
+    },
+    ExperimentList {
+        status: Option<String>,
+    },
+    ExperimentShow {
+        id: String,
+    },
+    Check {
+        experiment: Option<String>,
+    },
+    Repair {
+        experiment: Option<String>,
+    },
     KeysRotate,
-    Demo { visitors: u64, seed: u64, password: Option<String> },
+    Demo {
+        visitors: u64,
+        seed: u64,
+        password: Option<String>,
+    },
+    /// `out` is absolute: the server's working directory is not the caller's.
+    Backup {
+        out: String,
+        without_secrets: bool,
+    },
 }
 
 fn parse_role(r: &str) -> AppResult<Role> {
@@ -89,6 +117,9 @@ impl Services {
             AdminRequest::KeysRotate => self.rotate_key().await,
             AdminRequest::Demo { visitors, seed, password } => {
                 self.demo(visitors, seed, password).await
+            }
+            AdminRequest::Backup { out, without_secrets } => {
+                self.backup(out, without_secrets).await
             }
         }
     }
@@ -181,6 +212,37 @@ impl Services {
             }
         }
         Ok(report)
+    }
+
+    /// A consistent snapshot of the data dir into `out`, while serving.
+    async fn backup(&self, out: String, without_secrets: bool) -> AppResult<Value> {
+        let out = std::path::PathBuf::from(out);
+        if !out.is_absolute() {
+            return Err(AppError::validation("out", "must be an absolute path"));
+        }
+        if out.join(crate::store::DB_FILE).exists() {
+            return Err(AppError::validation("out", "already holds a Samplit data file"));
+        }
+        let store = self.store.clone();
+        let target = out.clone();
+        let rows = super::blocking(move || Ok(store.backup_to(&target, &mut |_| {})?)).await?;
+        let mut copied = Vec::new();
+        if !without_secrets {
+            for name in [super::secrets::JWT_FILE, super::secrets::STATE_FILE] {
+                let from = self.config.data_dir().join(name);
+                if from.exists() {
+                    let text = std::fs::read_to_string(&from)
+                        .map_err(|e| AppError::internal(format!("{}: {e}", from.display())))?;
+                    super::secrets::write_private(&out.join(name), &text)
+                        .map_err(|e| AppError::internal(format!("{name}: {e}")))?;
+                    copied.push(name);
+                }
+            }
+        }
+        let configured =
+            !self.config.auth.jwt_secret.is_empty() || !self.config.state.encryption_key.is_empty();
+        Ok(json!({"out": out, "rows": rows, "secrets": copied,
+                  "secrets_in_config": configured}))
     }
 
     /// Re-encrypts every bandit state under a fresh key. The new key is written next to the

@@ -23,7 +23,7 @@ use crate::store::{Store, StoreError};
 use catalog::Catalog;
 
 /// Returning visitors kept in memory (about 100 bytes each).
-const STICKY_CACHE_ENTRIES: usize = 262_144;
+const STICKY_CACHE_ENTRIES: usize = 100_000;
 
 /// Everything a request needs; cloned cheaply into each handler.
 pub struct Services {
@@ -52,8 +52,7 @@ impl Services {
     pub async fn open(config: Config) -> Result<Arc<Services>, StartError> {
         let secrets = secrets::load(&config)?;
         let store = Store::open(config.data_dir())?;
-        let key = StateKey::new(&secrets.state);
-        let (states, broken) = writer::load_states(&store, &key)?;
+        let (key, states, broken) = open_states(&config, &store, &secrets.state)?;
         for exp in &broken {
             tracing::error!(experiment = %exp, "{}", StoreError::StateUnreadable { experiment: *exp });
         }
@@ -108,6 +107,40 @@ impl Services {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }
     }
+}
+
+type States = (
+    StateKey,
+    std::collections::HashMap<uuid::Uuid, crate::store::records::BanditState>,
+    std::collections::HashSet<uuid::Uuid>,
+);
+
+/// Opens the sealed bandit states. A `samplit keys rotate` interrupted after re-sealing but
+/// before installing the new key leaves `state.key.next`: if that key opens more states,
+/// the rotation is finished here; otherwise the leftover is removed.
+fn open_states(config: &Config, store: &Store, state_key: &[u8; 32]) -> Result<States, StartError> {
+    let key = StateKey::new(state_key);
+    let (states, broken) = writer::load_states(store, &key)?;
+    let next = config.data_dir().join(format!("{}.next", secrets::STATE_FILE));
+    if !config.state.encryption_key.is_empty() || !next.exists() {
+        return Ok((key, states, broken));
+    }
+    let candidate = std::fs::read_to_string(&next).ok().and_then(|h| secrets::parse_key(&h));
+    if let Some(k) = candidate {
+        let nk = StateKey::new(&k);
+        let (s2, b2) = writer::load_states(store, &nk)?;
+        if b2.len() < broken.len() {
+            let installed = config.data_dir().join(secrets::STATE_FILE);
+            std::fs::rename(&next, &installed).map_err(|e| secrets::SecretError::Io {
+                path: installed.display().to_string(),
+                source: e,
+            })?;
+            tracing::warn!("finished an interrupted key rotation");
+            return Ok((nk, s2, b2));
+        }
+    }
+    let _ = std::fs::remove_file(&next);
+    Ok((key, states, broken))
 }
 
 pub fn now_ms() -> i64 {

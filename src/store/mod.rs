@@ -2,6 +2,7 @@
 //! of operations below (domain records in, domain records out, no redb types), so another
 //! backend can stand behind the same calls. Hot writes go only through `writer`.
 
+pub mod backup;
 pub mod records;
 pub mod tables;
 pub mod writer;
@@ -89,7 +90,7 @@ impl Store {
             .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
         // A bounded page cache keeps memory flat however large the file grows.
-        let db = Database::builder().set_cache_size(64 * 1024 * 1024).create(&path).map_err(
+        let db = Database::builder().set_cache_size(32 * 1024 * 1024).create(&path).map_err(
             |e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(dir.to_path_buf()),
                 other => StoreError::Db(other.to_string()),
