@@ -103,3 +103,44 @@ fn restore_refuses_a_data_dir_in_use_and_restores_into_a_free_one() {
     assert_eq!(code, 0);
     assert!(out.contains("restored"), "{out}");
 }
+
+#[test]
+fn csv_export_has_every_assignment_with_its_conversion() {
+    let app = TestApp::spawn_with(&[("SAMPLIT_AUTH__OPEN_REGISTRATION", "true")]);
+    let t = app.register("a@example.com");
+    let sk = app.site_key(&t);
+    let id = app.running_ab(&t, ab_body("exported"))["id"].as_str().unwrap().to_string();
+    let users: Vec<String> = (0..3000).map(|i| format!("user,{i}")).collect();
+    let r = app.post(
+        "/api/v1/tracker/assign/batch",
+        None,
+        &json!({"site_key": sk, "experiment_id": id, "user_ids": users}),
+    );
+    assert_eq!(r.status, 200);
+    for i in (0..3000).step_by(100) {
+        let r = app.post("/api/v1/tracker/convert", None,
+            &json!({"site_key": sk, "experiment_id": id, "user_id": format!("user,{i}"), "value": 9.5}));
+        assert_eq!(r.body["recorded"], true);
+    }
+    let csv = app.get(&format!("/api/v1/experiments/{id}/export?format=csv"), Some(&t));
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").unwrap().starts_with("text/csv"));
+    assert!(csv.header("content-disposition").unwrap().contains("attachment"));
+    let lines: Vec<&str> = csv.text.lines().collect();
+    assert_eq!(lines.len(), 3001, "a header and one row per assignment");
+    assert!(lines[0].starts_with("user_id,assignment_id,assigned_at,arm_id,arm,variant:Main"));
+    let converted: Vec<&&str> = lines.iter().filter(|l| l.contains(",true,")).collect();
+    assert_eq!(converted.len(), 30);
+    assert!(converted.iter().all(|l| l.ends_with(",9.5")));
+    assert!(lines.iter().any(|l| l.starts_with("\"user,0\",")), "fields with commas are quoted");
+    let summary =
+        app.get(&format!("/api/v1/experiments/{id}/export?format=csv&part=summary"), Some(&t));
+    assert_eq!(summary.status, 200);
+    assert_eq!(summary.text.lines().count(), 3);
+    assert_eq!(
+        app.get(&format!("/api/v1/experiments/{id}/export?format=pdf"), Some(&t)).status,
+        422
+    );
+    let other = app.register("b@example.com");
+    assert_eq!(app.get(&format!("/api/v1/experiments/{id}/export"), Some(&other)).status, 404);
+}

@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/experiments/{id}/pause", post(pause))
         .route("/experiments/{id}/resume", post(resume))
         .route("/experiments/{id}/complete", post(complete))
+        .route("/experiments/{id}/export", get(export))
 }
 
 /// Ids in paths: a malformed one cannot name any experiment, so it is a 404 like any other.
@@ -164,4 +165,65 @@ async fn remove(
     };
     s.services.delete_experiment(&p, exp_id(&id)?, hard).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct ExportQuery {
+    format: Option<String>,
+    part: Option<String>,
+}
+
+/// GET /experiments/{id}/export?format=csv[&part=summary]: the assignments with their
+/// conversions, streamed; or the per-arm summary.
+async fn export(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> ApiResult<axum::response::Response> {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let id = exp_id(&id)?;
+    match q.format.as_deref().unwrap_or("csv") {
+        "csv" => {}
+        "xlsx" => {
+            return Err(AppError::validation(
+                "format",
+                "xlsx is not available yet; use csv (and part=summary for the per-arm sheet)",
+            ));
+        }
+        _ => return Err(AppError::validation("format", "must be csv")),
+    }
+    let disposition = |name: &str| format!("attachment; filename=\"{name}\"");
+    match q.part.as_deref().unwrap_or("assignments") {
+        "assignments" => {
+            let rx = s.services.export_assignments_csv(&p, id)?;
+            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+                rx.recv().await.map(|chunk| (chunk, rx))
+            });
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (header::CONTENT_DISPOSITION, disposition(&format!("experiment-{id}.csv"))),
+                ],
+                axum::body::Body::from_stream(stream),
+            )
+                .into_response())
+        }
+        "summary" => {
+            let csv = s.services.export_summary_csv(&p, id)?;
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        disposition(&format!("experiment-{id}-summary.csv")),
+                    ),
+                ],
+                csv,
+            )
+                .into_response())
+        }
+        _ => Err(AppError::validation("part", "must be assignments or summary")),
+    }
 }

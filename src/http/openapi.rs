@@ -47,6 +47,13 @@ pub const ROUTES: &[Route] = &[
     r("post", "/api/v1/experiments/{id}/resume", "paused -> running", true, 200),
     r("post", "/api/v1/experiments/{id}/complete", "running or paused -> completed", true, 200),
     r(
+        "get",
+        "/api/v1/experiments/{id}/export",
+        "Assignments with conversions as CSV (streamed); part=summary for per-arm",
+        true,
+        200,
+    ),
+    r(
         "post",
         "/api/v1/tracker/assign",
         "Sticky assignment, by experiment or by page URL",

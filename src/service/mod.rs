@@ -7,6 +7,7 @@ pub mod auth;
 pub mod catalog;
 pub mod demo;
 pub mod experiments;
+pub mod export;
 pub mod secrets;
 pub mod simulate;
 pub mod sticky;
