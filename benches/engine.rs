@@ -27,8 +27,14 @@ fn decision(c: &mut Criterion) {
     );
     let exp = uuid::Uuid::new_v4();
     let k = 10;
-    let meta =
-        ExpMeta { arms: k, adaptive: true, floor: 0.01, burn_in: 0, initial_weights: vec![0.1; k] };
+    let meta = ExpMeta {
+        owner: uuid::Uuid::nil(),
+        arms: k,
+        adaptive: true,
+        floor: 0.01,
+        burn_in: 0,
+        initial_weights: vec![0.1; k],
+    };
     rt.block_on(writer.register(exp, meta)).unwrap();
     let live = writer.live().clone();
     let seed = exp.to_string();

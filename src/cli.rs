@@ -121,6 +121,9 @@ pub enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Verify the audit trail
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Write a consistent snapshot of the data dir to OUT while the server keeps serving
     #[command(
         after_help = "Examples:\n  samplit backup /var/backups/samplit-2026-11-24\n  samplit serve --data-dir /var/backups/samplit-2026-11-24   (the copy starts as it is)"
@@ -248,6 +251,16 @@ pub enum ConfigCommand {
     Show {
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Recompute every owner's hash chain and name the first broken entry
+    #[command(after_help = "Example:\n  samplit audit verify")]
+    Verify {
         #[command(flatten)]
         data: DataArgs,
     },
@@ -531,6 +544,21 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
             println!("start it with: samplit serve --data-dir {}", out.display());
         }
         Command::Restore { backup, force, data } => restore(&backup, force, &data).await?,
+        Command::Audit(AuditCommand::Verify { data }) => {
+            let v = admin(&data, AdminRequest::AuditVerify).await?;
+            if v["ok"] != Value::Bool(true) {
+                for b in v["broken"].as_array().into_iter().flatten() {
+                    eprintln!(
+                        "BROKEN: owner {} entry {}: {}",
+                        s(&b["owner"]),
+                        s(&b["seq"]),
+                        s(&b["reason"])
+                    );
+                }
+                return Err(Failure { message: "the audit trail does not verify".into(), code: 3 });
+            }
+            println!("audit trail intact: {} entries verified", s(&v["checked"]));
+        }
         Command::Serve(_) => unreachable!("serve is dispatched by main"),
     }
     Ok(())

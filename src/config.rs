@@ -134,7 +134,7 @@ impl Default for Config {
             engine: EngineConfig {
                 floor: 0.01,
                 burn_in: 0,
-                refresh_interval_ms: 100,
+                refresh_interval_ms: 1000,
                 loss_threshold: 0.001,
                 min_sample: 100,
             },

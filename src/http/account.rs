@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/api-keys", post(create_key).get(list_keys))
         .route("/api-keys/{id}", delete(revoke_key))
         .route("/installations", get(installations))
+        .route("/audit", get(audit))
 }
 
 #[derive(Deserialize)]
@@ -54,6 +55,7 @@ async fn register(
         svc.create_user(
             NewUser { email: b.email, password: b.password, name: b.name, role: None },
             true,
+            "",
         )
     })
     .await?;
@@ -160,7 +162,11 @@ async fn create_user(
     };
     let svc = s.services.clone();
     let u = blocking(move || {
-        svc.create_user(NewUser { email: b.email, password: b.password, name: b.name, role }, false)
+        svc.create_user(
+            NewUser { email: b.email, password: b.password, name: b.name, role },
+            false,
+            &p.user.email,
+        )
     })
     .await?;
     Ok((StatusCode::CREATED, Json(user_json(&u))))
@@ -203,4 +209,30 @@ async fn revoke_key(
 
 async fn installations(State(s): State<AppState>, Auth(p): Auth) -> Json<Value> {
     Json(s.services.installation(&p))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    experiment_id: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+}
+
+/// GET /audit: the caller's chain, oldest first, with the newest hash as `head`.
+async fn audit(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> ApiResult<Json<Value>> {
+    let page = super::experiments::Page { limit: q.limit, offset: q.offset, status: None };
+    let (limit, offset) = super::experiments::paging(&page)?;
+    let exp = match q.experiment_id.as_deref() {
+        None | Some("") => None,
+        Some(e) => Some(
+            Uuid::parse_str(e)
+                .map_err(|_| AppError::validation("experiment_id", "must be a UUID"))?,
+        ),
+    };
+    let (items, total, head) = s.services.store.audit_entries(p.id(), exp, offset, limit)?;
+    Ok(Json(json!({"items": items, "total": total, "head": head})))
 }

@@ -37,6 +37,7 @@ pub const ROUTES: &[Route] = &[
     r("get", "/api/v1/api-keys", "List the caller's API keys", true, 200),
     r("delete", "/api/v1/api-keys/{id}", "Revoke an API key", true, 204),
     r("get", "/api/v1/installations", "The site key and snippet", true, 200),
+    r("get", "/api/v1/audit", "The caller's audit hash chain, oldest first", true, 200),
     r("post", "/api/v1/experiments", "Create an experiment", true, 201),
     r("get", "/api/v1/experiments", "List experiments", true, 200),
     r("get", "/api/v1/experiments/{id}", "An experiment with its stats", true, 200),

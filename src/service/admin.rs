@@ -54,6 +54,7 @@ pub enum AdminRequest {
         out: String,
         without_secrets: bool,
     },
+    AuditVerify,
 }
 
 fn parse_role(r: &str) -> AppResult<Role> {
@@ -69,7 +70,7 @@ impl Services {
         match req {
             AdminRequest::UserCreate { email, password, name, role } => {
                 let role = role.as_deref().map(parse_role).transpose()?;
-                let u = self.create_user(NewUser { email, password, name, role }, false)?;
+                let u = self.create_user(NewUser { email, password, name, role }, false, "cli")?;
                 Ok(user_json(&u))
             }
             AdminRequest::UserList => {
@@ -77,10 +78,10 @@ impl Services {
                 Ok(json!({"items": users, "total": users.len()}))
             }
             AdminRequest::UserSetPassword { email, password } => {
-                Ok(user_json(&self.set_password(&email, &password)?))
+                Ok(user_json(&self.set_password(&email, &password, "cli")?))
             }
             AdminRequest::UserSetRole { email, role } => {
-                Ok(user_json(&self.set_role(&email, parse_role(&role)?)?))
+                Ok(user_json(&self.set_role(&email, parse_role(&role)?, "cli")?))
             }
             AdminRequest::ExperimentList { status } => {
                 let mut all = self.catalog.all();
@@ -120,6 +121,14 @@ impl Services {
             }
             AdminRequest::Backup { out, without_secrets } => {
                 self.backup(out, without_secrets).await
+            }
+            AdminRequest::AuditVerify => {
+                let (checked, broken) = self.store.verify_audit()?;
+                let broken: Vec<Value> = broken
+                    .iter()
+                    .map(|b| json!({"owner": b.owner, "seq": b.seq, "reason": b.reason}))
+                    .collect();
+                Ok(json!({"checked": checked, "ok": broken.is_empty(), "broken": broken}))
             }
         }
     }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{Services, now_ms, rfc3339};
 use crate::error::{AppError, AppResult, Code};
 use crate::store::StoreError;
+use crate::store::audit::Draft;
 use crate::store::records::{ApiKey, Role, User};
 
 pub const MIN_PASSWORD: usize = 8;
@@ -108,7 +109,7 @@ fn random_token(prefix: &str, bytes: usize) -> String {
 impl Services {
     /// Creates a user. `public` is the /auth/register path: allowed for the first user, or
     /// for anyone when open registration is on. Blocking (argon2): call via `blocking`.
-    pub fn create_user(&self, new: NewUser, public: bool) -> AppResult<User> {
+    pub fn create_user(&self, new: NewUser, public: bool, actor: &str) -> AppResult<User> {
         let email = normalise_email(&new.email)?;
         check_password(&new.password)?;
         let name = new.name.unwrap_or_default().trim().to_string();
@@ -128,7 +129,8 @@ impl Services {
             site_key: random_token("site_", 12),
             created_at: now_ms(),
         };
-        let user = match self.store.insert_user(user, only_if_empty) {
+        let actor = if actor.is_empty() { user.email.clone() } else { actor.to_string() };
+        let user = match self.store.insert_user(user, only_if_empty, &actor) {
             Ok(Some(u)) => u,
             Ok(None) => return Err(registration_closed()),
             Err(StoreError::Conflict(m)) => return Err(AppError::new(Code::EmailTaken, m)),
@@ -207,7 +209,7 @@ impl Services {
             created_at: now_ms(),
             last_used_at: None,
         };
-        self.store.insert_api_key(&key, &Sha256::digest(secret.as_bytes()))?;
+        self.store.insert_api_key(&key, &Sha256::digest(secret.as_bytes()), &who.user.email)?;
         tracing::info!(user = %who.id(), key = %key.id, "api key created");
         Ok(json!({"id": key.id, "name": key.name, "key": secret, "prefix": key.prefix,
                   "created_at": rfc3339(key.created_at)}))
@@ -228,7 +230,7 @@ impl Services {
     }
 
     pub fn revoke_api_key(&self, who: &Principal, id: Uuid) -> AppResult<()> {
-        if self.store.delete_api_key(who.id(), id)? {
+        if self.store.delete_api_key(who.id(), id, &who.user.email)? {
             tracing::info!(user = %who.id(), key = %id, "api key revoked");
             Ok(())
         } else {
@@ -236,15 +238,15 @@ impl Services {
         }
     }
 
-    pub fn set_password(&self, email: &str, password: &str) -> AppResult<User> {
+    pub fn set_password(&self, email: &str, password: &str, actor: &str) -> AppResult<User> {
         check_password(password)?;
         let mut u = self.user_by_email_or_404(email)?;
         u.password_hash = hash_password(password)?;
-        self.store.update_user(&u)?;
+        self.store.update_user(&u, &Draft::new(u.id, actor, "user.password_changed"))?;
         Ok(u)
     }
 
-    pub fn set_role(&self, email: &str, role: Role) -> AppResult<User> {
+    pub fn set_role(&self, email: &str, role: Role, actor: &str) -> AppResult<User> {
         let mut u = self.user_by_email_or_404(email)?;
         if u.role == Role::Admin && role != Role::Admin {
             let admins = self.store.users()?.iter().filter(|x| x.role == Role::Admin).count();
@@ -253,7 +255,8 @@ impl Services {
             }
         }
         u.role = role;
-        self.store.update_user(&u)?;
+        let d = Draft::new(u.id, actor, "user.role_changed").data(json!({"role": role.as_str()}));
+        self.store.update_user(&u, &d)?;
         Ok(u)
     }
 

@@ -49,6 +49,7 @@ impl Entry {
         let k = self.exp.arm_count();
         let adaptive = self.exp.allocation == Allocation::Adaptive;
         ExpMeta {
+            owner: self.exp.owner,
             arms: k,
             adaptive,
             floor: self.exp.floor,

@@ -49,7 +49,7 @@ impl Services {
                     role: None,
                 };
                 let svc = self.clone();
-                (super::blocking(move || svc.create_user(new, false)).await?, Some(pw))
+                (super::blocking(move || svc.create_user(new, false, "demo")).await?, Some(pw))
             }
         };
         let who = Principal { user: user.clone() };

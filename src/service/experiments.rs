@@ -10,6 +10,7 @@ use super::catalog::Entry;
 use super::{Services, now_ms, opt_rfc3339, rfc3339};
 use crate::engine::model::{self, Defaults, ExperimentInput, Status, Transition};
 use crate::error::{AppError, AppResult, Code};
+use crate::store::audit::Draft;
 
 pub struct ListQuery {
     pub status: Option<String>,
@@ -67,7 +68,10 @@ impl Services {
         let id = Uuid::new_v4();
         let exp = model::build(input, id, who.id(), now_ms(), &self.defaults(), &mut Uuid::new_v4)
             .map_err(invalid)?;
-        self.store.put_experiment(&exp)?;
+        let d = Draft::new(who.id(), &who.user.email, "experiment.created")
+            .experiment(id)
+            .data(experiment_json(&exp));
+        self.store.put_experiment(&exp, &d)?;
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, user = %who.id(), "experiment created");
         Ok(experiment_json(&entry.exp))
@@ -210,7 +214,10 @@ impl Services {
         let mut exp = e.exp.clone();
         model::apply(&mut exp, input, &mut Uuid::new_v4).map_err(invalid)?;
         exp.updated_at = now_ms();
-        self.store.put_experiment(&exp)?;
+        let d = Draft::new(who.id(), &who.user.email, "experiment.edited")
+            .experiment(id)
+            .data(experiment_json(&exp));
+        self.store.put_experiment(&exp, &d)?;
         let entry = self.catalog.put(exp);
         Ok(experiment_json(&entry.exp))
     }
@@ -260,7 +267,16 @@ impl Services {
         }
         let store = self.store.clone();
         let saved = exp.clone();
-        super::blocking(move || Ok(store.put_experiment(&saved)?)).await?;
+        let action = match t {
+            Transition::Start => "experiment.started",
+            Transition::Pause => "experiment.paused",
+            Transition::Resume => "experiment.resumed",
+            Transition::Complete => "experiment.completed",
+        };
+        let d = Draft::new(who.id(), &who.user.email, action)
+            .experiment(id)
+            .data(json!({"status": next, "winner_variant_id": exp.winner_variant_id}));
+        super::blocking(move || Ok(store.put_experiment(&saved, &d)?)).await?;
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, status = next.as_str(), "experiment {}", t.as_str());
         Ok(experiment_json(&entry.exp))
@@ -278,7 +294,8 @@ impl Services {
                 .with_details(json!({"status": e.exp.status})));
             }
             self.writer.forget(id).await?;
-            self.store.delete_experiment(id)?;
+            let d = Draft::new(who.id(), &who.user.email, "experiment.deleted").experiment(id);
+            self.store.delete_experiment(id, &d)?;
             self.catalog.remove(id);
             tracing::info!(experiment = %id, "experiment deleted");
             return Ok(());
@@ -289,7 +306,8 @@ impl Services {
         let mut exp = e.exp.clone();
         exp.archived_at = Some(now_ms());
         exp.updated_at = now_ms();
-        self.store.put_experiment(&exp)?;
+        let d = Draft::new(who.id(), &who.user.email, "experiment.archived").experiment(id);
+        self.store.put_experiment(&exp, &d)?;
         self.catalog.put(exp);
         tracing::info!(experiment = %id, "experiment archived");
         Ok(())

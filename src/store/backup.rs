@@ -101,6 +101,8 @@ impl Store {
             CONVERSIONS,
             TIMESERIES,
             WEIGHT_HISTORY,
+            AUDIT,
+            AUDIT_HEADS,
         );
         let w = dst.begin_write()?;
         w.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())?;

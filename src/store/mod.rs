@@ -2,6 +2,7 @@
 //! of operations below (domain records in, domain records out, no redb types), so another
 //! backend can stand behind the same calls. Hot writes go only through `writer`.
 
+pub mod audit;
 pub mod backup;
 pub mod records;
 pub mod tables;
@@ -18,7 +19,7 @@ use crate::engine::model::Experiment;
 
 pub const DB_FILE: &str = "samplit.redb";
 /// The schema this build writes. Opening an older file runs the steps in `migrate`.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -135,6 +136,7 @@ impl Store {
             if found == 1 {
                 migrate_v1_to_v2(&w)?;
             }
+            // 2 -> 3 added the audit tables, which create_all has just made.
             let mut meta = w.open_table(META)?;
             meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())?;
         }
@@ -155,7 +157,12 @@ impl Store {
     /// Inserts a user; when `first_becomes_admin` and the store has no user yet, the role
     /// is set to admin in the same transaction, so two racing registrations cannot both win.
     /// Returns None when `only_if_empty` and a user already exists.
-    pub fn insert_user(&self, mut user: User, only_if_empty: bool) -> StoreResult<Option<User>> {
+    pub fn insert_user(
+        &self,
+        mut user: User,
+        only_if_empty: bool,
+        actor: &str,
+    ) -> StoreResult<Option<User>> {
         let w = self.db.begin_write()?;
         {
             let mut users = w.open_table(USERS)?;
@@ -172,13 +179,17 @@ impl Store {
             users.insert(user.id.as_u128(), to_json(&user).as_slice())?;
             w.open_table(SITE_KEYS)?.insert(user.site_key.as_str(), user.id.as_u128())?;
         }
+        let d = audit::Draft::new(user.id, actor, "user.created")
+            .data(serde_json::json!({"email": user.email, "role": user.role.as_str()}));
+        audit::append(&w, &d, user.created_at)?;
         w.commit()?;
         Ok(Some(user))
     }
 
-    pub fn update_user(&self, user: &User) -> StoreResult<()> {
+    pub fn update_user(&self, user: &User, change: &audit::Draft) -> StoreResult<()> {
         let w = self.db.begin_write()?;
         w.open_table(USERS)?.insert(user.id.as_u128(), to_json(user).as_slice())?;
+        audit::append(&w, change, crate::store::writer::now_ms())?;
         w.commit()?;
         Ok(())
     }
@@ -227,12 +238,15 @@ impl Store {
 
     // --- API keys ----------------------------------------------------------------------
 
-    pub fn insert_api_key(&self, key: &ApiKey, hash: &[u8]) -> StoreResult<()> {
+    pub fn insert_api_key(&self, key: &ApiKey, hash: &[u8], actor: &str) -> StoreResult<()> {
         let w = self.db.begin_write()?;
         {
             w.open_table(API_KEYS)?.insert(key.id.as_u128(), to_json(key).as_slice())?;
             w.open_table(API_KEY_HASHES)?.insert(hash, key.id.as_u128())?;
         }
+        let d = audit::Draft::new(key.user_id, actor, "api_key.created")
+            .data(serde_json::json!({"id": key.id, "name": key.name, "prefix": key.prefix}));
+        audit::append(&w, &d, key.created_at)?;
         w.commit()?;
         Ok(())
     }
@@ -269,7 +283,7 @@ impl Store {
     }
 
     /// Removes the key if `user` owns it; false when there is no such key of theirs.
-    pub fn delete_api_key(&self, user: Uuid, id: Uuid) -> StoreResult<bool> {
+    pub fn delete_api_key(&self, user: Uuid, id: Uuid, actor: &str) -> StoreResult<bool> {
         let w = self.db.begin_write()?;
         {
             let mut keys = w.open_table(API_KEYS)?;
@@ -293,25 +307,31 @@ impl Store {
                 hashes.remove(h.as_slice())?;
             }
         }
+        let d =
+            audit::Draft::new(user, actor, "api_key.revoked").data(serde_json::json!({"id": id}));
+        audit::append(&w, &d, crate::store::writer::now_ms())?;
         w.commit()?;
         Ok(true)
     }
 
     // --- experiments -------------------------------------------------------------------
 
-    pub fn put_experiment(&self, exp: &Experiment) -> StoreResult<()> {
+    /// Stores an experiment and the audit entry of the change, in one transaction.
+    pub fn put_experiment(&self, exp: &Experiment, change: &audit::Draft) -> StoreResult<()> {
         let w = self.db.begin_write()?;
         w.open_table(EXPERIMENTS)?.insert(exp.id.as_u128(), to_json(exp).as_slice())?;
+        audit::append(&w, change, exp.updated_at)?;
         w.commit()?;
         Ok(())
     }
 
-    pub fn delete_experiment(&self, id: Uuid) -> StoreResult<()> {
+    pub fn delete_experiment(&self, id: Uuid, change: &audit::Draft) -> StoreResult<()> {
         let w = self.db.begin_write()?;
         {
             w.open_table(EXPERIMENTS)?.remove(id.as_u128())?;
             w.open_table(BANDIT)?.remove(id.as_u128())?;
         }
+        audit::append(&w, change, crate::store::writer::now_ms())?;
         w.commit()?;
         Ok(())
     }
@@ -465,11 +485,14 @@ mod tests {
     fn first_user_is_admin_and_emails_are_unique() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        let a = s.insert_user(user("a@x.io"), true).unwrap().unwrap();
+        let a = s.insert_user(user("a@x.io"), true, "test").unwrap().unwrap();
         assert_eq!(a.role, records::Role::Admin);
-        assert!(s.insert_user(user("b@x.io"), true).unwrap().is_none());
-        let b = s.insert_user(user("b@x.io"), false).unwrap().unwrap();
+        assert!(s.insert_user(user("b@x.io"), true, "test").unwrap().is_none());
+        let b = s.insert_user(user("b@x.io"), false, "test").unwrap().unwrap();
         assert_eq!(b.role, records::Role::Member);
-        assert!(matches!(s.insert_user(user("b@x.io"), false), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            s.insert_user(user("b@x.io"), false, "test"),
+            Err(StoreError::Conflict(_))
+        ));
     }
 }

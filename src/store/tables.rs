@@ -25,6 +25,11 @@ pub const TIMESERIES: TableDefinition<(u128, i64, u32), (u64, u64)> =
 pub const WEIGHT_HISTORY: TableDefinition<(u128, u32), &[u8]> =
     TableDefinition::new("weight_history");
 
+/// `(owner, seq) -> entry JSON`: one hash chain per owner.
+pub const AUDIT: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("audit");
+/// `owner -> {seq, hash}` of the newest entry.
+pub const AUDIT_HEADS: TableDefinition<u128, &[u8]> = TableDefinition::new("audit_heads");
+
 /// Opening a table in a write transaction creates it; doing it for all at once means
 /// readers never meet a missing table.
 pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
@@ -40,5 +45,7 @@ pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
     w.open_table(CONVERSIONS)?;
     w.open_table(TIMESERIES)?;
     w.open_table(WEIGHT_HISTORY)?;
+    w.open_table(AUDIT)?;
+    w.open_table(AUDIT_HEADS)?;
     Ok(())
 }

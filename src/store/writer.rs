@@ -24,6 +24,8 @@ use crate::engine::crypto::StateKey;
 /// What the writer needs to know of an experiment to keep its state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExpMeta {
+    /// Whose audit chain records this experiment's weight updates.
+    pub owner: Uuid,
     pub arms: usize,
     pub adaptive: bool,
     pub floor: f64,
@@ -743,6 +745,21 @@ impl Thread {
                 }
                 let ws = postcard::to_allocvec(&st.weights).expect("weights serialize");
                 history.insert((exp.as_u128(), st.weights_version), ws.as_slice())?;
+                if let Some(meta) = self.metas.get(exp) {
+                    let posterior: Vec<serde_json::Value> = st
+                        .arms
+                        .iter()
+                        .map(|a| {
+                            serde_json::json!({"alpha": 1 + a.conversions,
+                                "beta": 1 + a.allocations.saturating_sub(a.conversions)})
+                        })
+                        .collect();
+                    let d = super::audit::Draft::new(meta.owner, "samplit", "weights.updated")
+                        .experiment(*exp)
+                        .data(serde_json::json!({"version": st.weights_version,
+                            "weights": st.weights, "posterior": posterior}));
+                    super::audit::append(&w, &d, st.refreshed_at)?;
+                }
             }
         }
         w.commit()?;
