@@ -712,6 +712,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let socket = admin_socket::bind(&data_dir)
         .map_err(|e| format!("cannot create the admin socket: {e}"))?;
     tokio::spawn(admin_socket::run(socket, services.clone()));
+    tokio::spawn(crate::service::webhooks::run(services.clone()));
 
     let shown = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     match &loaded.file {

@@ -697,6 +697,7 @@ fn demo_finds_the_hidden_best_combination() {
     assert_eq!(meta["identified_best"], meta["true_best"], "{meta}");
     assert_eq!(meta["found_true_best"], true);
     assert!(stdout.contains("CTA-B + Copy-Y"), "{stdout}");
+    assert!(stdout.contains("demo@samplit.local / demo password 1"), "{stdout}");
 
     // The demo account logs in and sees the experiment with its traffic.
     let token = app.login("demo@samplit.local", "demo password 1");

@@ -28,6 +28,9 @@ pub fn router() -> Router<AppState> {
         .route("/api-keys/{id}", delete(revoke_key))
         .route("/installations", get(installations))
         .route("/audit", get(audit))
+        .route("/webhooks", post(create_webhook).get(list_webhooks))
+        .route("/webhooks/{id}", delete(delete_webhook))
+        .route("/webhooks/{id}/deliveries", get(webhook_deliveries))
 }
 
 #[derive(Deserialize)]
@@ -235,4 +238,44 @@ async fn audit(
     };
     let (items, total, head) = s.services.store.audit_entries(p.id(), exp, offset, limit)?;
     Ok(Json(json!({"items": items, "total": total, "head": head})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookBody {
+    url: String,
+    events: Vec<String>,
+}
+
+fn webhook_id(s: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(s).map_err(|_| AppError::new(Code::RouteNotFound, "no such webhook"))
+}
+
+async fn create_webhook(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<WebhookBody>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    Ok((StatusCode::CREATED, Json(s.services.create_webhook(&p, b.url, b.events).await?)))
+}
+
+async fn list_webhooks(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+    Ok(Json(s.services.list_webhooks(&p)?))
+}
+
+async fn delete_webhook(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.services.delete_webhook(&p, webhook_id(&id)?)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn webhook_deliveries(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(s.services.webhook_deliveries(&p, webhook_id(&id)?)?))
 }

@@ -24,8 +24,10 @@ pub const COPIES: [&str; 3] = ["Copy-X", "Copy-Y", "Copy-Z"];
 pub const TRUE_RATES: [[f64; 3]; 3] =
     [[0.050, 0.060, 0.055], [0.040, 0.120, 0.040], [0.080, 0.070, 0.080]];
 
-/// Concurrent visitors in flight, so they share group commits as real traffic does.
-const IN_FLIGHT: usize = 64;
+/// Visitors per wave: they are in flight together (sharing group commits, as real traffic
+/// does), and the weights are refreshed between waves, like the simulator's update_every.
+/// Bucketing is by hash and weights change only between waves, so a seed gives one result.
+const IN_FLIGHT: usize = 100;
 
 impl Services {
     pub async fn demo(
@@ -64,6 +66,7 @@ impl Services {
         };
         let input: ExperimentInput = serde_json::from_value(json!({
             "name": "Demo: hero CTA × copy", "type": "multi_element", "allocation": "adaptive",
+            "seed": format!("samplit-demo-{seed}"),
             "description": "The seed scenario: CTA-B is best only with copy Y.",
             "goal": {"type": "click", "selector": "#buy"},
             "elements": [
@@ -103,13 +106,10 @@ impl Services {
             while let Some(r) = batch.join_next().await {
                 r.map_err(|e| AppError::internal(e.to_string()))??;
             }
+            self.writer.refresh_now(id).await?;
         }
 
-        // Let the last refresh land, then read the results as the dashboard would.
-        tokio::time::sleep(std::time::Duration::from_millis(
-            self.config.engine.refresh_interval_ms + 50,
-        ))
-        .await;
+        // Read the results as the dashboard would.
         let analytics = self.analytics(&who, id)?;
         let arms = analytics["arms"].as_array().cloned().unwrap_or_default();
         let mut matrix =

@@ -279,6 +279,10 @@ impl Services {
         super::blocking(move || Ok(store.put_experiment(&saved, &d)?)).await?;
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, status = next.as_str(), "experiment {}", t.as_str());
+        let data = json!({"status": next, "winner_variant_id": entry.exp.winner_variant_id});
+        if let Err(e) = self.emit(who.id(), action, id, data, false) {
+            tracing::error!(error = %e, "cannot queue the webhook event");
+        }
         Ok(experiment_json(&entry.exp))
     }
 
@@ -310,6 +314,9 @@ impl Services {
         self.store.put_experiment(&exp, &d)?;
         self.catalog.put(exp);
         tracing::info!(experiment = %id, "experiment archived");
+        if let Err(e) = self.emit(who.id(), "experiment.archived", id, json!({}), false) {
+            tracing::error!(error = %e, "cannot queue the webhook event");
+        }
         Ok(())
     }
 }

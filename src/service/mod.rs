@@ -12,6 +12,7 @@ pub mod secrets;
 pub mod simulate;
 pub mod sticky;
 pub mod tracker;
+pub mod webhooks;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub struct Services {
     pub writer: Writer,
     pub catalog: Catalog,
     pub sticky: sticky::StickyCache,
+    /// Wakes the webhook worker when deliveries are queued.
+    pub deliveries_due: tokio::sync::Notify,
     pub jwt_secret: Vec<u8>,
     /// The base URL snippets point at, fixed once the listener is bound.
     public_url: std::sync::OnceLock<String>,
@@ -70,6 +73,7 @@ impl Services {
             writer,
             catalog,
             sticky: sticky::StickyCache::new(STICKY_CACHE_ENTRIES),
+            deliveries_due: tokio::sync::Notify::new(),
             jwt_secret: secrets.jwt,
             public_url: std::sync::OnceLock::new(),
             writer_thread: Mutex::new(Some(handle)),

@@ -103,6 +103,10 @@ impl Store {
             WEIGHT_HISTORY,
             AUDIT,
             AUDIT_HEADS,
+            WEBHOOKS,
+            DELIVERIES,
+            PENDING,
+            EVENT_MARKS,
         );
         let w = dst.begin_write()?;
         w.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())?;

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod backup;
 pub mod records;
 pub mod tables;
+pub mod webhooks;
 pub mod writer;
 
 use records::{ApiKey, AssignmentRec, ConversionRec, User};
@@ -19,7 +20,7 @@ use crate::engine::model::Experiment;
 
 pub const DB_FILE: &str = "samplit.redb";
 /// The schema this build writes. Opening an older file runs the steps in `migrate`.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -136,7 +137,8 @@ impl Store {
             if found == 1 {
                 migrate_v1_to_v2(&w)?;
             }
-            // 2 -> 3 added the audit tables, which create_all has just made.
+            // 2 -> 3 added the audit tables and 3 -> 4 the webhook tables, which create_all
+            // has just made.
             let mut meta = w.open_table(META)?;
             meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())?;
         }

@@ -30,6 +30,14 @@ pub const AUDIT: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("aud
 /// `owner -> {seq, hash}` of the newest entry.
 pub const AUDIT_HEADS: TableDefinition<u128, &[u8]> = TableDefinition::new("audit_heads");
 
+/// Webhook subscriptions, deliveries (with their attempt log) and the retry queue.
+pub const WEBHOOKS: TableDefinition<u128, &[u8]> = TableDefinition::new("webhooks");
+pub const DELIVERIES: TableDefinition<u128, &[u8]> = TableDefinition::new("webhook_deliveries");
+/// `delivery -> next attempt (ms)`: what the delivery worker still has to send.
+pub const PENDING: TableDefinition<u128, i64> = TableDefinition::new("webhook_pending");
+/// `(experiment, event)`: one-off events already emitted (winner found, SRM detected).
+pub const EVENT_MARKS: TableDefinition<(u128, &str), ()> = TableDefinition::new("event_marks");
+
 /// Opening a table in a write transaction creates it; doing it for all at once means
 /// readers never meet a missing table.
 pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
@@ -47,5 +55,9 @@ pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
     w.open_table(WEIGHT_HISTORY)?;
     w.open_table(AUDIT)?;
     w.open_table(AUDIT_HEADS)?;
+    w.open_table(WEBHOOKS)?;
+    w.open_table(DELIVERIES)?;
+    w.open_table(PENDING)?;
+    w.open_table(EVENT_MARKS)?;
     Ok(())
 }

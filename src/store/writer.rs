@@ -123,6 +123,10 @@ enum Op {
     Stop {
         reply: Reply<()>,
     },
+    Refresh {
+        exp: Uuid,
+        reply: Reply<()>,
+    },
 }
 
 /// The handle the service layer holds: cheap to clone, answers come back on oneshots.
@@ -395,6 +399,11 @@ impl Writer {
         self.call(|reply| Op::Forget { exp, reply }).await
     }
 
+    /// Recomputes an adaptive experiment's weights now, whatever the refresh interval.
+    pub async fn refresh_now(&self, exp: Uuid) -> StoreResult<()> {
+        self.call(|reply| Op::Refresh { exp, reply }).await
+    }
+
     /// Commits what is queued before this call, then ends the writer thread.
     pub async fn stop(&self) -> StoreResult<()> {
         self.call(|reply| Op::Stop { reply }).await
@@ -537,6 +546,14 @@ impl Thread {
                 let _ = reply.send(f(&mut ctx));
             }
             Op::Stop { reply } => self.stop = Some(reply),
+            Op::Refresh { exp, reply } => {
+                if let Some(st) = self.states.get_mut(&exp) {
+                    st.refreshed_at = 0;
+                }
+                self.dirty.insert(exp);
+                self.refresh_due();
+                let _ = reply.send(Ok(()));
+            }
             Op::Assign { .. } | Op::Convert { .. } => unreachable!("hot ops are batched"),
         }
     }
