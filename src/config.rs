@@ -203,6 +203,11 @@ impl Loaded {
         let mut env_table = Table::new();
         for (name, raw) in env {
             let Some(rest) = name.strip_prefix("SAMPLIT_") else { continue };
+            // Settings always name a section (`SAMPLIT_SERVER__BIND`); other SAMPLIT_* names,
+            // such as the ones Kubernetes derives from a service called samplit, are not ours.
+            if !rest.contains("__") {
+                continue;
+            }
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
             let key = path.join(".");
             let Some(default) = lookup(&defaults, &path) else {
@@ -423,6 +428,13 @@ mod tests {
         assert!(e.contains("server.bnid"), "{e}");
         let e = resolve(None, &[("SAMPLIT_AUTH__NOPE", "1")], Overrides::default()).unwrap_err();
         assert!(e.contains("auth.nope"), "{e}");
+        // Names without a section are not settings (Kubernetes makes SAMPLIT_PORT and such).
+        let ok = resolve(
+            None,
+            &[("SAMPLIT_SERVICE_HOST", "10.0.0.1"), ("SAMPLIT_PORT", "tcp://x")],
+            Overrides::default(),
+        );
+        assert!(ok.is_ok());
     }
 
     #[test]

@@ -154,6 +154,8 @@ impl From<crate::store::StoreError> for AppError {
             crate::store::StoreError::StateUnreadable { .. } => {
                 AppError::new(Code::StateUnreadable, e.to_string())
             }
+            crate::store::StoreError::Conflict(m) => AppError::new(Code::ExpNotRunning, m),
+            crate::store::StoreError::Locked(_) => AppError::new(Code::ServerBusy, e.to_string()),
             other => AppError::internal(other.to_string()),
         }
     }

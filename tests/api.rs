@@ -310,6 +310,9 @@ fn list_filters_and_paginates() {
     assert_eq!(app.get("/api/v1/experiments?limit=501", Some(&t)).status, 422);
     assert_eq!(app.get("/api/v1/experiments?limit=abc", Some(&t)).status, 422);
     assert_eq!(app.get("/api/v1/experiments?status=bogus", Some(&t)).status, 422);
+    let r = app.get("/api/v1/experiments?limit=1&limit=2", Some(&t));
+    assert!(r.status == 400 || r.status == 422, "{}", r.text);
+    assert!(!r.code().is_empty(), "framework rejections keep the error format: {}", r.text);
 }
 
 #[test]

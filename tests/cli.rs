@@ -246,3 +246,24 @@ fn serve_prints_where_things_are_and_stops_gracefully() {
     app.stop();
     assert!(!app.dir.join("admin.sock").exists(), "the socket is removed on shutdown");
 }
+
+#[test]
+fn the_demo_account_never_takes_the_admin_seat() {
+    let app = TestApp::spawn();
+    let out_dir = tempfile::tempdir().unwrap();
+    let (code, out, err) =
+        app.cli(&["demo", "--out", out_dir.path().to_str().unwrap(), "--visitors", "300"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        app.get("/api/v1/auth/status", None).body["has_users"],
+        false,
+        "first run still open"
+    );
+    let r = app.post(
+        "/api/v1/auth/register",
+        None,
+        &serde_json::json!({"email": "owner@example.com", "password": "correct horse"}),
+    );
+    assert_eq!(r.status, 201);
+    assert_eq!(r.body["role"], "admin", "the real owner becomes the admin");
+}

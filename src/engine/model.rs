@@ -340,6 +340,9 @@ pub struct Defaults {
 }
 
 impl ExperimentInput {
+    /// Fields that define the arms or the buckets: frozen once the experiment leaves draft.
+    /// Traffic share, goal, floor and burn-in may change while it runs (existing visitors
+    /// keep their sticky answers).
     pub fn touches_structure(&self) -> bool {
         self.exp_type.is_some()
             || self.allocation.is_some()
@@ -347,10 +350,10 @@ impl ExperimentInput {
             || self.variants.is_some()
             || self.elements.is_some()
             || self.seed.is_some()
-            || self.traffic_allocation.is_some()
-            || self.goal.is_some()
-            || self.floor.is_some()
-            || self.burn_in.is_some()
+    }
+
+    pub fn touches_allocation(&self) -> bool {
+        self.floor.is_some() || self.burn_in.is_some()
     }
 }
 
@@ -583,8 +586,8 @@ fn build_variants(
             return Err(invalid(format!("{f}.name"), "must be unique within its element"));
         }
         let weight = v.weight.unwrap_or(1.0);
-        if !(weight.is_finite() && weight > 0.0) {
-            return Err(invalid(format!("{f}.weight"), "must be a positive number"));
+        if !(weight.is_finite() && weight > 0.0 && weight <= 1e6) {
+            return Err(invalid(format!("{f}.weight"), "must be a positive number up to 1e6"));
         }
         let content = v.content.unwrap_or_default();
         check_content(&format!("{f}.content"), &content)?;

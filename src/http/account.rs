@@ -56,7 +56,13 @@ async fn register(
     let svc = s.services.clone();
     let u = blocking(move || {
         svc.create_user(
-            NewUser { email: b.email, password: b.password, name: b.name, role: None },
+            NewUser {
+                email: b.email,
+                password: b.password,
+                name: b.name,
+                role: None,
+                may_be_admin: true,
+            },
             true,
             "",
         )
@@ -108,20 +114,23 @@ async fn token(
 /// would answer rejections in its own format.
 fn serde_urlencoded_pairs(bytes: &[u8]) -> Vec<(String, String)> {
     fn decode(s: &str) -> String {
-        let s = s.replace('+', " ");
         let b = s.as_bytes();
+        let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
         let mut out = Vec::with_capacity(b.len());
         let mut i = 0;
         while i < b.len() {
-            if b[i] == b'%'
-                && i + 2 < b.len()
-                && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-            {
-                out.push(v);
-                i += 3;
-                continue;
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push(h * 16 + l);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                },
+                c => out.push(c),
             }
-            out.push(b[i]);
             i += 1;
         }
         String::from_utf8_lossy(&out).into_owned()
@@ -144,7 +153,7 @@ async fn me(Auth(p): Auth) -> Json<Value> {
 
 /// Public: whether the first-run page should offer to create the admin account.
 async fn status(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let n = s.services.store.user_count()?;
+    let n = u64::from(s.services.store.admin_exists()?);
     Ok(Json(
         json!({"has_users": n > 0, "open_registration": s.services.config.auth.open_registration}),
     ))
@@ -166,7 +175,13 @@ async fn create_user(
     let svc = s.services.clone();
     let u = blocking(move || {
         svc.create_user(
-            NewUser { email: b.email, password: b.password, name: b.name, role },
+            NewUser {
+                email: b.email,
+                password: b.password,
+                name: b.name,
+                role,
+                may_be_admin: true,
+            },
             false,
             &p.user.email,
         )

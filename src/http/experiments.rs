@@ -60,7 +60,7 @@ async fn create(
     Auth(p): Auth,
     ApiJson(input): ApiJson<ExperimentInput>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::CREATED, Json(s.services.create_experiment(&p, input)?)))
+    Ok((StatusCode::CREATED, Json(s.services.create_experiment(&p, input).await?)))
 }
 
 async fn list(
@@ -86,7 +86,7 @@ async fn patch(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ExperimentInput>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(s.services.patch_experiment(&p, exp_id(&id)?, input)?))
+    Ok(Json(s.services.patch_experiment(&p, exp_id(&id)?, input).await?))
 }
 
 async fn lifecycle(

@@ -223,16 +223,17 @@ fn finish(
         } else {
             tracing::debug!(%method, %path, request_id = rid, code = err.code.as_str(), "request refused");
         }
-    } else if status == StatusCode::PAYLOAD_TOO_LARGE
-        || status == StatusCode::UNSUPPORTED_MEDIA_TYPE
-    {
-        // A framework rejection that slipped past our extractors: keep the contract.
-        let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            Code::PayloadTooLarge
-        } else {
-            Code::UnsupportedMediaType
+    } else if status.is_client_error() && plain_text(res) {
+        // A framework rejection (a malformed query string, say): keep the contract's format.
+        let code = match status {
+            StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
+            StatusCode::NOT_FOUND => Code::RouteNotFound,
+            StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
+            StatusCode::UNPROCESSABLE_ENTITY => Code::ValidationFailed,
+            _ => Code::BadRequest,
         };
-        let err = AppError::new(code, status.canonical_reason().unwrap_or("error"));
+        let err = AppError::new(code, status.canonical_reason().unwrap_or("bad request"));
         set_error_body(res, &err, production);
     }
     if status.is_client_error() {
@@ -256,6 +257,10 @@ fn finish(
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     }
     tracing::trace!(%method, %path, status = status.as_u16(), micros = elapsed.as_micros() as u64, "request");
+}
+
+fn plain_text(res: &axum::response::Response) -> bool {
+    res.headers().get(header::CONTENT_TYPE).is_none_or(|v| v.as_bytes().starts_with(b"text/plain"))
 }
 
 fn set_error_body(res: &mut axum::response::Response, err: &AppError, production: bool) {

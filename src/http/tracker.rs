@@ -30,8 +30,8 @@ async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+// Tracker bodies ignore unknown fields: a newer tracker.js cached in a browser may send more.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct AssignBody {
     #[serde(default)]
     site_key: Option<String>,
@@ -92,7 +92,6 @@ async fn assign(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct BatchBody {
     #[serde(default)]
     site_key: Option<String>,
@@ -111,7 +110,6 @@ async fn assign_batch(
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ConvertBody {
     #[serde(default)]
     site_key: Option<String>,

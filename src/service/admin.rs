@@ -70,7 +70,11 @@ impl Services {
         match req {
             AdminRequest::UserCreate { email, password, name, role } => {
                 let role = role.as_deref().map(parse_role).transpose()?;
-                let u = self.create_user(NewUser { email, password, name, role }, false, "cli")?;
+                let u = self.create_user(
+                    NewUser { email, password, name, role, may_be_admin: true },
+                    false,
+                    "cli",
+                )?;
                 Ok(user_json(&u))
             }
             AdminRequest::UserList => {

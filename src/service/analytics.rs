@@ -91,6 +91,11 @@ impl Services {
 
     pub fn analyse(&self, exp: &Experiment, state: &BanditState) -> Value {
         let arms = exp.arms();
+        if state.arms.len() != arms.len() {
+            // Only a draft edited after a failed start can get here; show it as empty.
+            let fresh = BanditState::new(arms.len(), vec![1.0 / arms.len() as f64; arms.len()]);
+            return self.analyse(exp, &fresh);
+        }
         let k = arms.len();
         let posts: Vec<BetaPosterior> = state
             .arms

@@ -56,6 +56,8 @@ pub struct NewUser {
     pub password: String,
     pub name: Option<String>,
     pub role: Option<Role>,
+    /// False for accounts that must never become the first admin (the demo account).
+    pub may_be_admin: bool,
 }
 
 fn normalise_email(e: &str) -> AppResult<String> {
@@ -117,7 +119,7 @@ impl Services {
             return Err(AppError::validation("name", "must be at most 200 characters"));
         }
         let only_if_empty = public && !self.config.auth.open_registration;
-        if only_if_empty && self.store.user_count()? > 0 {
+        if only_if_empty && self.store.admin_exists()? {
             return Err(registration_closed());
         }
         let user = User {
@@ -130,7 +132,7 @@ impl Services {
             created_at: now_ms(),
         };
         let actor = if actor.is_empty() { user.email.clone() } else { actor.to_string() };
-        let user = match self.store.insert_user(user, only_if_empty, &actor) {
+        let user = match self.store.insert_user(user, only_if_empty, new.may_be_admin, &actor) {
             Ok(Some(u)) => u,
             Ok(None) => return Err(registration_closed()),
             Err(StoreError::Conflict(m)) => return Err(AppError::new(Code::EmailTaken, m)),

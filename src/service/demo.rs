@@ -49,6 +49,7 @@ impl Services {
                     password: pw.clone(),
                     name: Some("Demo".into()),
                     role: None,
+                    may_be_admin: false,
                 };
                 let svc = self.clone();
                 (super::blocking(move || svc.create_user(new, false, "demo")).await?, Some(pw))
@@ -75,7 +76,7 @@ impl Services {
             ]
         }))
         .map_err(|e| AppError::internal(format!("demo definition: {e}")))?;
-        let exp = self.create_experiment(&who, input)?;
+        let exp = self.create_experiment(&who, input).await?;
         let id: Uuid = serde_json::from_value(exp["id"].clone())
             .map_err(|e| AppError::internal(e.to_string()))?;
         self.transition(&who, id, crate::engine::model::Transition::Start, None).await?;

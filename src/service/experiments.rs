@@ -64,7 +64,12 @@ impl Services {
         self.catalog.get(id).filter(|e| e.exp.owner == who.id()).ok_or_else(not_found)
     }
 
-    pub fn create_experiment(&self, who: &Principal, input: ExperimentInput) -> AppResult<Value> {
+    pub async fn create_experiment(
+        &self,
+        who: &Principal,
+        input: ExperimentInput,
+    ) -> AppResult<Value> {
+        let _guard = self.exp_writes.lock().await;
         let id = Uuid::new_v4();
         let exp = model::build(input, id, who.id(), now_ms(), &self.defaults(), &mut Uuid::new_v4)
             .map_err(invalid)?;
@@ -190,12 +195,13 @@ impl Services {
                "leader": leader})
     }
 
-    pub fn patch_experiment(
+    pub async fn patch_experiment(
         &self,
         who: &Principal,
         id: Uuid,
         input: ExperimentInput,
     ) -> AppResult<Value> {
+        let _guard = self.exp_writes.lock().await;
         let e = self.owned(who, id)?;
         if e.exp.archived_at.is_some() {
             return Err(AppError::new(Code::InvalidTransition, "the experiment is archived"));
@@ -204,16 +210,21 @@ impl Services {
             return Err(AppError::new(
                 Code::ExpNotDraft,
                 format!(
-                    "the experiment is {}; only name, description and target_url can change \
-                     after it leaves draft",
+                    "the experiment is {}; its variants, elements, type, allocation and seed \
+                     are fixed once it leaves draft",
                     e.exp.status.as_str()
                 ),
             )
             .with_details(json!({"status": e.exp.status})));
         }
+        let reregister = input.touches_allocation() && e.exp.status != Status::Draft;
         let mut exp = e.exp.clone();
         model::apply(&mut exp, input, &mut Uuid::new_v4).map_err(invalid)?;
         exp.updated_at = now_ms();
+        if reregister {
+            // The writer refreshes weights with the new floor and burn-in from now on.
+            self.writer.register(id, Entry::new(exp.clone()).meta()).await?;
+        }
         let d = Draft::new(who.id(), &who.user.email, "experiment.edited")
             .experiment(id)
             .data(experiment_json(&exp));
@@ -229,6 +240,7 @@ impl Services {
         t: Transition,
         winner: Option<Uuid>,
     ) -> AppResult<Value> {
+        let _guard = self.exp_writes.lock().await;
         let e = self.owned(who, id)?;
         if e.exp.archived_at.is_some() {
             return Err(AppError::new(Code::InvalidTransition, "the experiment is archived"));
@@ -276,7 +288,12 @@ impl Services {
         let d = Draft::new(who.id(), &who.user.email, action)
             .experiment(id)
             .data(json!({"status": next, "winner_variant_id": exp.winner_variant_id}));
-        super::blocking(move || Ok(store.put_experiment(&saved, &d)?)).await?;
+        if let Err(e) = super::blocking(move || Ok(store.put_experiment(&saved, &d)?)).await {
+            if t == Transition::Start {
+                let _ = self.writer.forget(id).await;
+            }
+            return Err(e);
+        }
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, status = next.as_str(), "experiment {}", t.as_str());
         let data = json!({"status": next, "winner_variant_id": entry.exp.winner_variant_id});
@@ -288,6 +305,7 @@ impl Services {
 
     /// Archives (soft), or with `hard` deletes a draft for good.
     pub async fn delete_experiment(&self, who: &Principal, id: Uuid, hard: bool) -> AppResult<()> {
+        let _guard = self.exp_writes.lock().await;
         let e = self.owned(who, id)?;
         if hard {
             if e.exp.status != Status::Draft {

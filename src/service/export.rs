@@ -14,12 +14,15 @@ use crate::error::AppResult;
 const CHUNK_BYTES: usize = 64 * 1024;
 
 /// Quotes a CSV field when it needs it (RFC 4180).
+/// Values starting like a formula are prefixed with `'`, since user ids come from the public
+/// tracker and spreadsheets would run them.
 pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
     } else {
         s.to_string()
-    }
+    };
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
 impl Services {

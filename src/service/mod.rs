@@ -34,6 +34,9 @@ pub struct Services {
     pub writer: Writer,
     pub catalog: Catalog,
     pub sticky: sticky::StickyCache,
+    /// Serialises experiment changes: each reads the current definition, validates and
+    /// writes, and two interleaved ones would lose an update.
+    pub exp_writes: tokio::sync::Mutex<()>,
     /// Wakes the webhook worker when deliveries are queued.
     pub deliveries_due: tokio::sync::Notify,
     pub jwt_secret: Vec<u8>,
@@ -74,6 +77,7 @@ impl Services {
             catalog,
             sticky: sticky::StickyCache::new(STICKY_CACHE_ENTRIES),
             deliveries_due: tokio::sync::Notify::new(),
+            exp_writes: tokio::sync::Mutex::new(()),
             jwt_secret: secrets.jwt,
             public_url: std::sync::OnceLock::new(),
             writer_thread: Mutex::new(Some(handle)),

@@ -47,11 +47,24 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Weight refreshes × arms: what the adaptive strategy's exact quadrature costs.
+    pub fn refresh_work(&self) -> u64 {
+        let adaptive = self.strategies.contains(&Strategy::Adaptive) as u64;
+        adaptive
+            * (self.setup.visitors / self.setup.update_every.max(1))
+            * u64::from(self.repetitions)
+            * self.setup.true_rates.len() as u64
+    }
+
     /// Total visitors the plan simulates, for a progress bar.
     pub fn work(&self) -> u64 {
         self.setup.visitors * u64::from(self.repetitions) * self.strategies.len() as u64
     }
 }
+
+/// The most arm-refreshes (weight refreshes × arms) one public request may ask for: about
+/// a minute of one core. The CLI has no such bound.
+pub const PUBLIC_REFRESH_BUDGET: u64 = 20_000_000;
 
 pub fn plan(req: SimRequest, default_floor: f64) -> AppResult<Plan> {
     if req.arms.len() < 2 || req.arms.len() > MAX_ARMS {

@@ -174,7 +174,7 @@ impl Services {
             let one = match self.assign_entry(&entry, user_id).await {
                 Ok(s) => s,
                 // One experiment with a broken state must not blank the others on the page.
-                Err(e) if e.code == Code::StateUnreadable => {
+                Err(e) if matches!(e.code, Code::StateUnreadable | Code::ExpNotRunning) => {
                     tracing::error!(experiment = %entry.exp.id, "{}", e.message);
                     continue;
                 }

@@ -151,6 +151,10 @@ impl Store {
 
     // --- users -------------------------------------------------------------------------
 
+    pub fn admin_exists(&self) -> StoreResult<bool> {
+        Ok(self.users()?.iter().any(|u| u.role == records::Role::Admin))
+    }
+
     pub fn user_count(&self) -> StoreResult<u64> {
         let r = self.db.begin_read()?;
         Ok(r.open_table(USERS)?.len()?)
@@ -159,19 +163,29 @@ impl Store {
     /// Inserts a user; when `first_becomes_admin` and the store has no user yet, the role
     /// is set to admin in the same transaction, so two racing registrations cannot both win.
     /// Returns None when `only_if_empty` and a user already exists.
+    /// Inserts a user. While no admin exists the first one that `may_be_admin` becomes it,
+    /// decided in this transaction so two racing registrations cannot both win; with
+    /// `only_if_no_admin` (public registration while it is closed) nobody else gets in.
     pub fn insert_user(
         &self,
         mut user: User,
-        only_if_empty: bool,
+        only_if_no_admin: bool,
+        may_be_admin: bool,
         actor: &str,
     ) -> StoreResult<Option<User>> {
         let w = self.db.begin_write()?;
         {
             let mut users = w.open_table(USERS)?;
-            if users.len()? == 0 {
-                user.role = records::Role::Admin;
-            } else if only_if_empty {
+            let mut admin_exists = false;
+            for row in users.iter()? {
+                let (_, v) = row?;
+                admin_exists |= from_json::<User>("users", v.value())?.role == records::Role::Admin;
+            }
+            if admin_exists && only_if_no_admin {
                 return Ok(None);
+            }
+            if !admin_exists && may_be_admin {
+                user.role = records::Role::Admin;
             }
             let mut emails = w.open_table(USER_EMAILS)?;
             if emails.get(user.email.as_str())?.is_some() {
@@ -487,13 +501,13 @@ mod tests {
     fn first_user_is_admin_and_emails_are_unique() {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open(dir.path()).unwrap();
-        let a = s.insert_user(user("a@x.io"), true, "test").unwrap().unwrap();
+        let a = s.insert_user(user("a@x.io"), true, true, "test").unwrap().unwrap();
         assert_eq!(a.role, records::Role::Admin);
-        assert!(s.insert_user(user("b@x.io"), true, "test").unwrap().is_none());
-        let b = s.insert_user(user("b@x.io"), false, "test").unwrap().unwrap();
+        assert!(s.insert_user(user("b@x.io"), true, true, "test").unwrap().is_none());
+        let b = s.insert_user(user("b@x.io"), false, true, "test").unwrap().unwrap();
         assert_eq!(b.role, records::Role::Member);
         assert!(matches!(
-            s.insert_user(user("b@x.io"), false, "test"),
+            s.insert_user(user("b@x.io"), false, true, "test"),
             Err(StoreError::Conflict(_))
         ));
     }

@@ -575,6 +575,15 @@ impl Thread {
             w.commit()?;
             self.states.insert(exp, st);
         }
+        if self
+            .states
+            .get(&exp)
+            .is_some_and(|st| st.arms.len() != meta.arms && st.visitors() == 0 && st.excluded == 0)
+        {
+            // Left by a start that failed after registering, before the draft was edited.
+            self.states.remove(&exp);
+            return self.register(exp, meta);
+        }
         let st = &self.states[&exp];
         if st.arms.len() != meta.arms {
             return Err(corrupt(
@@ -775,7 +784,10 @@ impl Thread {
                         .experiment(*exp)
                         .data(serde_json::json!({"version": st.weights_version,
                             "weights": st.weights, "posterior": posterior}));
-                    super::audit::append(&w, &d, st.refreshed_at)?;
+                    // A damaged audit chain must not stop every visitor's assignment.
+                    if let Err(e) = super::audit::append(&w, &d, st.refreshed_at) {
+                        tracing::error!(error = %e, experiment = %exp, "cannot audit a weight update");
+                    }
                 }
             }
         }
