@@ -6,7 +6,6 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::Value;
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::admin_socket;
 use crate::config::{Config, Loaded, Overrides};
@@ -731,7 +730,6 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     tracing::info!("shutting down: finishing the batch being committed");
     services.shutdown().await;
     let _ = std::fs::remove_file(admin_socket::path(&data_dir));
-    drop(Arc::clone(&services));
     result.map_err(Failure::from)
 }
 

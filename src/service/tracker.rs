@@ -241,7 +241,11 @@ impl Services {
             let variants: Value = if rec.excluded() {
                 json!([])
             } else {
-                serde_json::from_str(&entry.arm_json[usize::from(rec.arm)]).unwrap_or(json!([]))
+                entry
+                    .arm_json
+                    .get(usize::from(rec.arm))
+                    .and_then(|a| serde_json::from_str(a).ok())
+                    .unwrap_or(json!([]))
             };
             let mut item = json!({"user_id": u, "assignment_id": Uuid::from_u128(rec.id),
                                   "variants": variants});
