@@ -85,7 +85,34 @@ fn check_password(p: &str) -> AppResult<()> {
     Ok(())
 }
 
+/// At most this many argon2 computations at once (each takes ~19 MiB and a core for tens of
+/// milliseconds), so a login flood from many addresses cannot exhaust memory. Callers are on
+/// blocking threads, so waiting here is fine.
+const HASHING_SLOTS: usize = 2;
+static HASHING: (std::sync::Mutex<usize>, std::sync::Condvar) =
+    (std::sync::Mutex::new(0), std::sync::Condvar::new());
+
+fn with_hashing_slot<T>(f: impl FnOnce() -> T) -> T {
+    let (lock, cvar) = &HASHING;
+    {
+        let mut busy = lock.lock().unwrap_or_else(|e| e.into_inner());
+        while *busy >= HASHING_SLOTS {
+            busy = cvar.wait(busy).unwrap_or_else(|e| e.into_inner());
+        }
+        *busy += 1;
+    }
+    let out = f();
+    let mut busy = lock.lock().unwrap_or_else(|e| e.into_inner());
+    *busy -= 1;
+    cvar.notify_one();
+    out
+}
+
 pub fn hash_password(p: &str) -> AppResult<String> {
+    with_hashing_slot(|| hash_password_now(p))
+}
+
+fn hash_password_now(p: &str) -> AppResult<String> {
     Argon2::default()
         .hash_password(p.as_bytes())
         .map(|h| h.to_string())
@@ -93,14 +120,16 @@ pub fn hash_password(p: &str) -> AppResult<String> {
 }
 
 fn verify_password(p: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(p.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
+    with_hashing_slot(|| {
+        PasswordHash::new(hash)
+            .map(|h| Argon2::default().verify_password(p.as_bytes(), &h).is_ok())
+            .unwrap_or(false)
+    })
 }
 
 /// A verifier for unknown emails, so a login takes as long whether or not the email exists.
 static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_password("not-a-real-password").unwrap_or_default());
+    std::sync::LazyLock::new(|| hash_password_now("not-a-real-password").unwrap_or_default());
 
 fn random_token(prefix: &str, bytes: usize) -> String {
     let mut b = vec![0u8; bytes];
