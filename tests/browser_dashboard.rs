@@ -603,3 +603,130 @@ async fn a_multi_element_experiment_shows_its_heat_map() {
     assert_no_console_errors(&b, "with a multi-element experiment").await;
     b.close().await;
 }
+
+/// The text of a card's value or sub-line as a number: "+1,234", "−12", "regret 35.2".
+fn number_in(text: &str) -> f64 {
+    let cleaned: String = text
+        .replace('−', "-")
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '-' || *c == '.')
+        .collect();
+    cleaned.parse().unwrap_or_else(|e| panic!("no number in {text:?}: {e}"))
+}
+
+/// The public simulator, signed out: three variants with known true rates, 20,000
+/// visitors, a fixed seed. The page shows what adaptive gained over the fixed split (the
+/// same numbers the API gives for that seed), the regret of both, and the adaptive traffic
+/// share over time with one band per variant — on a laptop and on a phone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anyone_can_simulate_adaptive_against_a_fixed_split() {
+    let app = TestApp::spawn();
+    let Some(b) = browser::launch(1280, 900).await else { return };
+    b.client.goto(&format!("{}/#/simulator", app.base)).await.unwrap();
+    el(&b, "[data-testid=sim-form]").await;
+    let nav = el(&b, "#nav").await.text().await.unwrap();
+    assert!(nav.contains("Log in") && !nav.contains("Log out"), "signed out: {nav}");
+
+    // Two variants are there to start with; add a third.
+    click(&b, "[data-testid=sim-add-arm]").await;
+    let arms =
+        wait_js(&b, "document.querySelectorAll('[data-testid=sim-arm]').length", "3 arms").await;
+    assert_eq!(arms, 3);
+    let setup = [("Control", "5", 0.05), ("Bold", "8", 0.08), ("Calm", "6", 0.06)];
+    for (i, (name, rate, _)) in setup.iter().enumerate() {
+        type_nth(&b, "[data-testid=sim-arm-name]", i, name).await;
+        type_nth(&b, "[data-testid=sim-arm-rate]", i, rate).await;
+    }
+    type_into(&b, "[data-testid=sim-visitors]", "20000").await;
+    type_into(&b, "[data-testid=sim-seed]", "42").await;
+    click(&b, "[data-testid=sim-run]").await;
+    el(&b, "[data-testid=sim-gained]").await;
+
+    // The same run through the API, for the numbers the page should show.
+    let body = json!({
+        "arms": setup.iter().map(|(n, _, r)| json!({"name": n, "true_rate": r})).collect::<Vec<_>>(),
+        "visitors": 20000, "seed": 42, "strategies": ["adaptive", "fixed"], "repetitions": 1,
+    });
+    let api = tokio::task::block_in_place(|| app.post("/api/v1/simulate", None, &body));
+    assert_eq!(api.status, 200, "{}", api.text);
+    let by = |s: &str| {
+        api.body["results"].as_array().unwrap().iter().find(|r| r["strategy"] == s).unwrap().clone()
+    };
+    let (ad, fx) = (by("adaptive"), by("fixed"));
+    let gained = ad["conversions"].as_f64().unwrap() - fx["conversions"].as_f64().unwrap();
+
+    let card = |id: &str| {
+        format!(
+            "(() => {{ const c = document.querySelector('[data-testid={id}]'); \
+               return [c.querySelector('.card-value').textContent, (c.querySelector('.card-sub') || {{}}).textContent || '']; }})()"
+        )
+    };
+    let g = js(&b, &format!("return {}", card("sim-gained"))).await;
+    let shown = g[0].as_str().unwrap();
+    assert!(!shown.contains('—') && !shown.contains("NaN"), "gained: {g}");
+    assert_eq!(number_in(shown), gained, "conversions gained by adaptive: {g} vs API {gained}");
+    assert!(g[1].as_str().unwrap().contains("vs the fixed split"), "{g}");
+    for (id, r) in [("sim-adaptive", &ad), ("sim-fixed", &fx)] {
+        let c = js(&b, &format!("return {}", card(id))).await;
+        let conv = number_in(c[0].as_str().unwrap());
+        assert_eq!(conv, r["conversions"].as_f64().unwrap(), "{id} conversions: {c}");
+        let sub = c[1].as_str().unwrap();
+        assert!(sub.starts_with("regret "), "{id} shows its regret: {c}");
+        let regret = number_in(sub);
+        assert!((regret - r["regret"].as_f64().unwrap()).abs() <= 0.051, "{id} regret: {c} vs {r}");
+    }
+    assert!(
+        ad["regret"].as_f64().unwrap() < fx["regret"].as_f64().unwrap(),
+        "adaptive regrets less at these rates: {} vs {}",
+        ad["regret"],
+        fx["regret"]
+    );
+
+    // Traffic share over time: one band per variant, named after it; the regret chart has
+    // one curve per strategy.
+    let bands = wait_js(
+        &b,
+        "(() => { const p = [...document.querySelectorAll('svg[data-testid=sim-chart] path[data-series]')]; \
+           return p.length > 0 && p.map(x => x.dataset.series); })()",
+        "the traffic-share chart",
+    )
+    .await;
+    assert_eq!(bands, json!(["Control", "Bold", "Calm"]), "one band per arm");
+    let curves = js(&b, "return [...document.querySelectorAll('svg[data-testid=sim-regret-chart] path.series')].map(x => x.dataset.series)").await;
+    assert_eq!(curves, json!(["adaptive", "fixed"]));
+    let legends = js(&b, "return [...document.querySelectorAll('[data-testid=sim-results] [data-testid=chart-legend]')].map(l => l.textContent)").await;
+    assert!(
+        legends[0].as_str().unwrap().contains("Control")
+            && legends[0].as_str().unwrap().contains("Calm"),
+        "{legends}"
+    );
+    let table = el(&b, "[data-testid=sim-table]").await.text().await.unwrap();
+    for part in ["Control", "Bold", "Calm", "5.00%", "8.00%", "6.00%"] {
+        assert!(table.contains(part), "the table lacks {part}: {table}");
+    }
+    assert_no_overflow(&b, "simulator at 1280 px").await;
+    full_screenshot(&b, "dashboard-1280-simulator").await;
+
+    // On a phone the charts redraw at its width and nothing scrolls sideways.
+    viewport(&b, 390, 844).await;
+    wait_js(
+        &b,
+        "Math.max(...[...document.querySelectorAll('svg.chart')].map(s => s.getBoundingClientRect().right)) <= 390",
+        "the simulator charts to redraw at 390 px",
+    )
+    .await;
+    let bands = js(
+        &b,
+        "return document.querySelectorAll('svg[data-testid=sim-chart] path[data-series]').length",
+    )
+    .await;
+    assert_eq!(bands, 3);
+    // The visitors-per-variant table fits too: both strategies' columns stay in view.
+    let table = js(&b, "const w = document.querySelector('[data-testid=sim-table]').closest('.table-wrap'); return [w.scrollWidth, w.clientWidth, [...w.querySelectorAll('thead th')].map(c => c.textContent + ' ' + Math.round(c.getBoundingClientRect().width))]").await;
+    assert!(table[0].as_u64() <= table[1].as_u64(), "the table scrolls sideways: {table}");
+    assert_no_overflow(&b, "simulator at 390 px").await;
+    full_screenshot(&b, "dashboard-390-simulator").await;
+
+    assert_no_console_errors(&b, "on the simulator").await;
+    b.close().await;
+}

@@ -88,7 +88,17 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) `<dir>/samplit.redb` and brings its schema up to date.
     pub fn open(dir: &Path) -> StoreResult<Store> {
-        std::fs::create_dir_all(dir)
+        // A data dir we create is private to its owner: it holds the secrets and the admin
+        // socket, which is then never reachable by others even before its own chmod.
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder
+            .create(dir)
             .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
         // A bounded page cache keeps memory flat however large the file grows.

@@ -175,7 +175,7 @@ export async function render({ root, signal }) {
           card('Fixed split', `${f.int(fx && fx.conversions)} conversions`, `regret ${regretText(fx)}`, 'sim-fixed')),
         h('p', { class: 'hint' }, 'Regret counts the conversions lost to showing a worse variant: the sum over visitors of (best true rate − true rate of the variant shown). Lower is better.'),
         h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Visitors per variant' },
-          h('table', { class: 'table compact', 'data-testid': 'sim-table' },
+          h('table', { class: 'table compact sim-table', 'data-testid': 'sim-table' },
             h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Variant'), h('th', { scope: 'col', class: 'num' }, 'True rate'),
               list.map((r) => h('th', { scope: 'col', class: 'num' }, `${r.strategy} visitors`)))),
             h('tbody', null, names.map((n, i) => h('tr', null,
@@ -184,7 +184,7 @@ export async function render({ root, signal }) {
               list.map((r) => {
                 const alloc = r.allocations || [];
                 const total = alloc.reduce((a, b) => a + b, 0);
-                return h('td', { class: 'num' }, `${f.int(alloc[i])} (${f.pct(total ? alloc[i] / total : null)})`);
+                return h('td', { class: 'num' }, f.int(alloc[i]), ' ', h('span', { class: 'muted sim-share' }, `(${f.pct(total ? alloc[i] / total : null)})`));
               }))))))),
       ad && ad.timeline && ad.timeline.length ? h('section', { class: 'panel' },
         h('figure', { class: 'chart-figure' },
