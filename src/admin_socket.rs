@@ -94,34 +94,5 @@ async fn exchange(stream: UnixStream, req: &AdminRequest) -> Result<Value, AppEr
 }
 
 fn code_from_str(s: &str) -> Code {
-    use Code::*;
-    [
-        BadJson,
-        BadRequest,
-        UnsupportedMediaType,
-        PayloadTooLarge,
-        Unauthorized,
-        InvalidCredentials,
-        InvalidSiteKey,
-        Forbidden,
-        RegistrationClosed,
-        RouteNotFound,
-        MethodNotAllowed,
-        UserNotFound,
-        ExpNotFound,
-        ApiKeyNotFound,
-        AssignmentNotFound,
-        EmailTaken,
-        InvalidTransition,
-        ExpNotRunning,
-        ExpNotDraft,
-        ValidationFailed,
-        RateLimited,
-        StateUnreadable,
-        ServerBusy,
-        Internal,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == s)
-    .unwrap_or(Internal)
+    Code::parse(s).unwrap_or(Code::Internal)
 }

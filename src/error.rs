@@ -35,6 +35,38 @@ pub enum Code {
 }
 
 impl Code {
+    pub const ALL: [Code; 24] = [
+        Code::BadJson,
+        Code::BadRequest,
+        Code::UnsupportedMediaType,
+        Code::PayloadTooLarge,
+        Code::Unauthorized,
+        Code::InvalidCredentials,
+        Code::InvalidSiteKey,
+        Code::Forbidden,
+        Code::RegistrationClosed,
+        Code::RouteNotFound,
+        Code::MethodNotAllowed,
+        Code::UserNotFound,
+        Code::ExpNotFound,
+        Code::ApiKeyNotFound,
+        Code::AssignmentNotFound,
+        Code::EmailTaken,
+        Code::InvalidTransition,
+        Code::ExpNotRunning,
+        Code::ExpNotDraft,
+        Code::ValidationFailed,
+        Code::RateLimited,
+        Code::StateUnreadable,
+        Code::ServerBusy,
+        Code::Internal,
+    ];
+
+    /// The code with this stable name (as sent over the admin socket).
+    pub fn parse(s: &str) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::BadJson => "BAD_JSON",

@@ -91,22 +91,8 @@ type Reply<T> = oneshot::Sender<StoreResult<T>>;
 type ExecFn = Box<dyn FnOnce(&mut Ctx<'_>) -> StoreResult<serde_json::Value> + Send>;
 
 enum Op {
-    Assign {
-        exp: Uuid,
-        user: String,
-        arm: Option<usize>,
-        weights: Arc<Weights>,
-        at: i64,
-        reply: Reply<AssignOutcome>,
-    },
-    Convert {
-        exp: Uuid,
-        user: String,
-        goal: String,
-        value: Option<f64>,
-        at: i64,
-        reply: Reply<ConvertOutcome>,
-    },
+    /// An assignment or conversion: batched into the next group commit.
+    Hot(Hot),
     Register {
         exp: Uuid,
         meta: ExpMeta,
@@ -376,7 +362,7 @@ impl Writer {
         weights: Arc<Weights>,
         at: i64,
     ) -> StoreResult<AssignOutcome> {
-        self.call(|reply| Op::Assign { exp, user, arm, weights, at, reply }).await
+        self.call(|reply| Op::Hot(Hot::Assign { exp, user, arm, weights, at, reply })).await
     }
 
     pub async fn convert(
@@ -387,7 +373,7 @@ impl Writer {
         value: Option<f64>,
         at: i64,
     ) -> StoreResult<ConvertOutcome> {
-        self.call(|reply| Op::Convert { exp, user, goal, value, at, reply }).await
+        self.call(|reply| Op::Hot(Hot::Convert { exp, user, goal, value, at, reply })).await
     }
 
     /// Makes an experiment known to the writer (at start-up, or when it starts running).
@@ -505,12 +491,7 @@ impl Thread {
     /// every op sees the effects of the ones sent before it.
     fn take(&mut self, op: Op, hot: &mut Vec<Hot>) {
         match op {
-            Op::Assign { exp, user, arm, weights, at, reply } => {
-                hot.push(Hot::Assign { exp, user, arm, weights, at, reply })
-            }
-            Op::Convert { exp, user, goal, value, at, reply } => {
-                hot.push(Hot::Convert { exp, user, goal, value, at, reply })
-            }
+            Op::Hot(h) => hot.push(h),
             control => {
                 if !hot.is_empty() {
                     self.commit(std::mem::take(hot));
@@ -554,7 +535,7 @@ impl Thread {
                 self.refresh_due();
                 let _ = reply.send(Ok(()));
             }
-            Op::Assign { .. } | Op::Convert { .. } => unreachable!("hot ops are batched"),
+            Op::Hot(_) => unreachable!("hot ops are batched"),
         }
     }
 
