@@ -165,20 +165,62 @@ impl Services {
             return Err(AppError::validation("url", "must be at most 4096 characters"));
         }
         let owner = self.site_owner(site_key)?;
-        let mut out = String::from("{\"assignments\":[");
-        let mut first = true;
+        // Every new assignment is sent to the writer before any is awaited, so a new visitor
+        // on a page with several experiments waits for one group commit, not one each.
+        let mut parts = Vec::new();
         for entry in self.catalog.running_for(owner) {
             if !entry.exp.target_url.as_deref().is_none_or(|p| url_matches(p, url)) {
                 continue;
             }
-            let one = match self.assign_entry(&entry, user_id).await {
-                Ok(s) => s,
-                // One experiment with a broken state must not blank the others on the page.
-                Err(e) if matches!(e.code, Code::StateUnreadable | Code::ExpNotRunning) => {
+            if let Some(rec) = self.sticky(entry.exp.id, user_id)? {
+                parts.push((entry, Ok(rec)));
+                continue;
+            }
+            let weights = match self.current_weights(&entry) {
+                Ok(w) => w,
+                Err(e) => {
+                    // One experiment with a broken state must not blank the others.
                     tracing::error!(experiment = %entry.exp.id, "{}", e.message);
                     continue;
                 }
-                Err(e) => return Err(e),
+            };
+            let arm = allocator::decide(
+                &entry.exp.seed,
+                user_id,
+                &weights.w,
+                entry.exp.traffic_allocation,
+            );
+            let (w, id, user) = (self.writer.clone(), entry.exp.id, user_id.to_string());
+            let pending =
+                tokio::spawn(async move { w.assign(id, user, arm, weights, now_ms()).await });
+            parts.push((entry, Err(pending)));
+        }
+        let mut out = String::from("{\"assignments\":[");
+        let mut first = true;
+        for (entry, part) in parts {
+            let one = match part {
+                Ok(rec) => render(&entry, &rec, false),
+                Err(handle) => {
+                    let result = handle
+                        .await
+                        .map_err(|e| AppError::internal(format!("assign task failed: {e}")))?
+                        .map_err(AppError::from);
+                    match result {
+                        Ok(outcome) => {
+                            self.sticky.put(entry.exp.id, user_id, *outcome.record());
+                            render(
+                                &entry,
+                                outcome.record(),
+                                matches!(outcome, AssignOutcome::New(_)),
+                            )
+                        }
+                        Err(e) if matches!(e.code, Code::StateUnreadable | Code::ExpNotRunning) => {
+                            tracing::error!(experiment = %entry.exp.id, "{}", e.message);
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
             };
             if !first {
                 out.push(',');
