@@ -1,6 +1,6 @@
 //! The local admin socket: a running server listens on `<data_dir>/admin.sock` (mode 0600)
 //! so CLI commands can reach the data while the server holds the redb file. One JSON line
-//! in, one JSON line out.
+//! in; out, any number of `{"progress": ...}` lines (long commands) and then one answer line.
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -52,7 +52,22 @@ async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<
     let answer = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(req) => {
             tracing::info!(command = ?std::mem::discriminant(&req), "admin command over the socket");
-            match services.admin(req).await {
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+            let progress = move |v: Value| drop(tx.send(v));
+            let work = services.admin(req, &progress);
+            tokio::pin!(work);
+            let result = loop {
+                tokio::select! {
+                    Some(p) = rx.recv() => {
+                        let mut out = json!({"progress": p}).to_string();
+                        out.push('\n');
+                        // A caller that went away does not stop the command half-way.
+                        let _ = write.write_all(out.as_bytes()).await;
+                    }
+                    result = &mut work => break result,
+                }
+            };
+            match result {
                 Ok(v) => json!({"ok": true, "result": v}),
                 Err(e) => json!({"ok": false, "error": e.body(false)["error"]}),
             }
@@ -66,21 +81,37 @@ async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<
 }
 
 /// Sends a request to the server holding `data_dir`, or None when no server answers there.
-pub async fn call(data_dir: &Path, req: &AdminRequest) -> Option<Result<Value, AppError>> {
+/// Progress lines go to `progress` as they arrive.
+pub async fn call(
+    data_dir: &Path,
+    req: &AdminRequest,
+    progress: &mut dyn FnMut(Value),
+) -> Option<Result<Value, AppError>> {
     let stream = UnixStream::connect(path(data_dir)).await.ok()?;
-    Some(exchange(stream, req).await)
+    Some(exchange(stream, req, progress).await)
 }
 
-async fn exchange(stream: UnixStream, req: &AdminRequest) -> Result<Value, AppError> {
+async fn exchange(
+    stream: UnixStream,
+    req: &AdminRequest,
+    progress: &mut dyn FnMut(Value),
+) -> Result<Value, AppError> {
     let io = |e: std::io::Error| AppError::internal(format!("admin socket: {e}"));
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_string(req).map_err(|e| AppError::internal(e.to_string()))?;
     line.push('\n');
     write.write_all(line.as_bytes()).await.map_err(io)?;
-    let mut answer = String::new();
-    BufReader::new(read.take(64 * MAX_LINE)).read_line(&mut answer).await.map_err(io)?;
-    let v: Value = serde_json::from_str(&answer)
-        .map_err(|e| AppError::internal(format!("admin socket answered garbage: {e}")))?;
+    let mut reader = BufReader::new(read);
+    let v = loop {
+        let mut answer = String::new();
+        (&mut reader).take(64 * MAX_LINE).read_line(&mut answer).await.map_err(io)?;
+        let mut v: Value = serde_json::from_str(&answer)
+            .map_err(|e| AppError::internal(format!("admin socket answered garbage: {e}")))?;
+        match v.get_mut("progress") {
+            Some(p) => progress(p.take()),
+            None => break v,
+        }
+    };
     if v["ok"].as_bool() == Some(true) {
         return Ok(v["result"].clone());
     }

@@ -123,6 +123,9 @@ pub enum Command {
     /// Verify the audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Copy the data out: into PostgreSQL (incremental) or as CSV files
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Write a consistent snapshot of the data dir to OUT while the server keeps serving
     #[command(
         after_help = "Examples:\n  samplit backup /var/backups/samplit-2026-11-24\n  samplit serve --data-dir /var/backups/samplit-2026-11-24   (the copy starts as it is)"
@@ -266,6 +269,46 @@ pub enum AuditCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// Upsert the data into PostgreSQL, creating the tables if missing; a re-run sends only
+    /// what changed since the last export into that schema
+    #[command(
+        after_help = "Tables: experiments, experiment_elements, element_variants, experiment_arms, \
+assignments, conversions, audit_log (and samplit_export_state, the export's cursor).\n\n\
+Examples:\n  samplit export postgres --url postgres://samplit:secret@db.internal:5432/analytics\n  \
+SAMPLIT_EXPORT_URL=postgres://... samplit export postgres --schema samplit\n  \
+samplit export postgres --url postgres:///analytics?host=/var/run/postgresql --full"
+    )]
+    Postgres {
+        /// postgres://user:password@host:port/database (or set SAMPLIT_EXPORT_URL, which
+        /// keeps the password out of the process list)
+        #[arg(long, env = "SAMPLIT_EXPORT_URL", hide_env_values = true)]
+        url: String,
+        /// PostgreSQL schema to create the tables in
+        #[arg(long, default_value = "public")]
+        schema: String,
+        /// Send everything again instead of only what changed since the last export
+        #[arg(long)]
+        full: bool,
+        /// Rows per transaction: each is all-or-nothing, and an interrupted export goes on
+        /// after the last one committed
+        #[arg(long, default_value_t = crate::service::pg_export::DEFAULT_BATCH_ROWS)]
+        batch_rows: usize,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Write the same tables as CSV files (one per table, header row, RFC 3339 times)
+    #[command(after_help = "Example:\n  samplit export csv --out ./samplit-export")]
+    Csv {
+        /// Directory to write the files in (created if missing; files in it are replaced)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum KeysCommand {
     /// Re-encrypt every bandit state under a newly generated key
     #[command(after_help = "Example:\n  samplit keys rotate")]
@@ -307,16 +350,25 @@ fn read_password(given: Option<String>) -> Result<String, Failure> {
 
 /// Runs an admin request against the server that holds the data dir, or in-process.
 pub async fn admin(data: &DataArgs, req: AdminRequest) -> Result<Value, Failure> {
+    admin_with_progress(data, req, &|_| {}).await
+}
+
+/// As `admin`, passing the command's progress reports to `progress` as they come.
+async fn admin_with_progress(
+    data: &DataArgs,
+    req: AdminRequest,
+    progress: &crate::service::Progress,
+) -> Result<Value, Failure> {
     let loaded = load_config(data, None)?;
     let dir = loaded.config.data_dir().to_path_buf();
-    if let Some(answer) = admin_socket::call(&dir, &req).await {
+    if let Some(answer) = admin_socket::call(&dir, &req, &mut |v| progress(v)).await {
         return answer.map_err(app_failure);
     }
     let services = match Services::open(loaded.config).await {
         Ok(s) => s,
         Err(e) => return Err(e.into()),
     };
-    let result = services.admin(req).await;
+    let result = services.admin(req, progress).await;
     services.shutdown().await;
     result.map_err(app_failure)
 }
@@ -543,6 +595,44 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
             println!("start it with: samplit serve --data-dir {}", out.display());
         }
         Command::Restore { backup, force, data } => restore(&backup, force, &data).await?,
+        Command::Export(ExportCommand::Postgres { url, schema, full, batch_rows, data }) => {
+            let bar = progress_bar();
+            let b = bar.clone();
+            let req =
+                AdminRequest::ExportPostgres { url, schema, full, batch_rows: Some(batch_rows) };
+            let v = admin_with_progress(&data, req, &move |p| show_progress(&b, &p)).await;
+            bar.finish_and_clear();
+            let v = v?;
+            println!(
+                "exported to {} (schema {}){}: {} experiments changed, {} removed, {} assignments, {} conversions, {} audit entries",
+                s(&v["target"]),
+                s(&v["schema"]),
+                if v["resumed"] == Value::Bool(true) {
+                    ", finishing an interrupted run"
+                } else {
+                    ""
+                },
+                s(&v["experiments"]),
+                s(&v["experiments_deleted"]),
+                s(&v["assignments"]),
+                s(&v["conversions"]),
+                s(&v["audit_log"]),
+            );
+            println!("up to commit {}; run it again to send only what is new", s(&v["commit_seq"]));
+        }
+        Command::Export(ExportCommand::Csv { out, data }) => {
+            let out = std::path::absolute(&out)?;
+            let bar = progress_bar();
+            let b = bar.clone();
+            let req = AdminRequest::ExportCsv { out: out.display().to_string() };
+            let v = admin_with_progress(&data, req, &move |p| show_progress(&b, &p)).await;
+            bar.finish_and_clear();
+            let v = v?;
+            for (table, rows) in v["tables"].as_object().into_iter().flatten() {
+                println!("{:<22} {rows:>10} rows", format!("{table}.csv"));
+            }
+            println!("written to {}", out.display());
+        }
         Command::Audit(AuditCommand::Verify { data }) => {
             let v = admin(&data, AdminRequest::AuditVerify).await?;
             if v["ok"] != Value::Bool(true) {
@@ -561,6 +651,30 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
         Command::Serve(_) => unreachable!("serve is dispatched by main"),
     }
     Ok(())
+}
+
+/// A bar for admin work that reports `{phase, done, total}`; hidden when not on a terminal.
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} {msg:<24} [{bar:30}] {percent:>3}% {elapsed_precise} (eta {eta})",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
+fn show_progress(bar: &indicatif::ProgressBar, p: &Value) {
+    if let Some(total) = p["total"].as_u64() {
+        bar.set_length(total.max(1));
+    }
+    if let Some(done) = p["done"].as_u64() {
+        bar.set_position(done);
+    }
+    if let Some(phase) = p["phase"].as_str() {
+        bar.set_message(phase.to_string());
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -639,7 +753,7 @@ async fn restore(backup: &std::path::Path, force: bool, data: &DataArgs) -> Resu
     if !src.is_file() {
         return Err(format!("{} is not a Samplit backup (no {DB_FILE})", backup.display()).into());
     }
-    if admin_socket::call(&dir, &AdminRequest::UserList).await.is_some() {
+    if admin_socket::call(&dir, &AdminRequest::UserList, &mut |_| {}).await.is_some() {
         return Err(
             format!("a server is running on {}; stop it before restoring", dir.display()).into()
         );

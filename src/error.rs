@@ -31,11 +31,12 @@ pub enum Code {
     RateLimited,
     StateUnreadable,
     ServerBusy,
+    ExportTarget,
     Internal,
 }
 
 impl Code {
-    pub const ALL: [Code; 24] = [
+    pub const ALL: [Code; 25] = [
         Code::BadJson,
         Code::BadRequest,
         Code::UnsupportedMediaType,
@@ -59,6 +60,7 @@ impl Code {
         Code::RateLimited,
         Code::StateUnreadable,
         Code::ServerBusy,
+        Code::ExportTarget,
         Code::Internal,
     ];
 
@@ -92,6 +94,7 @@ impl Code {
             Code::RateLimited => "RATE_LIMITED",
             Code::StateUnreadable => "STATE_UNREADABLE",
             Code::ServerBusy => "SERVER_BUSY",
+            Code::ExportTarget => "EXPORT_TARGET_FAILED",
             Code::Internal => "INTERNAL",
         }
     }
@@ -116,6 +119,8 @@ impl Code {
             Code::ValidationFailed => 422,
             Code::RateLimited => 429,
             Code::Internal => 500,
+            // The export target (another server) failed or refused: a bad gateway.
+            Code::ExportTarget => 502,
             Code::StateUnreadable | Code::ServerBusy => 503,
         }
     }

@@ -55,6 +55,17 @@ pub enum AdminRequest {
         without_secrets: bool,
     },
     AuditVerify,
+    ExportPostgres {
+        url: String,
+        schema: String,
+        full: bool,
+        #[serde(default)]
+        batch_rows: Option<usize>,
+    },
+    /// `out` is absolute, as for `Backup`.
+    ExportCsv {
+        out: String,
+    },
 }
 
 fn parse_role(r: &str) -> AppResult<Role> {
@@ -66,7 +77,12 @@ fn parse_id(field: &str, s: &str) -> AppResult<Uuid> {
 }
 
 impl Services {
-    pub async fn admin(self: &std::sync::Arc<Self>, req: AdminRequest) -> AppResult<Value> {
+    /// Runs one admin command; long ones report their steps to `progress`.
+    pub async fn admin(
+        self: &std::sync::Arc<Self>,
+        req: AdminRequest,
+        progress: &super::Progress,
+    ) -> AppResult<Value> {
         match req {
             AdminRequest::UserCreate { email, password, name, role } => {
                 let role = role.as_deref().map(parse_role).transpose()?;
@@ -134,6 +150,12 @@ impl Services {
                     .collect();
                 Ok(json!({"checked": checked, "ok": broken.is_empty(), "broken": broken}))
             }
+            AdminRequest::ExportPostgres { url, schema, full, batch_rows } => {
+                let batch_rows = batch_rows.unwrap_or(super::pg_export::DEFAULT_BATCH_ROWS);
+                let opts = super::pg_export::PgOptions { url, schema, full, batch_rows };
+                self.export_postgres(opts, progress).await
+            }
+            AdminRequest::ExportCsv { out } => self.export_csv(out, progress).await,
         }
     }
 

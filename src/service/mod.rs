@@ -5,9 +5,12 @@ pub mod admin;
 pub mod analytics;
 pub mod auth;
 pub mod catalog;
+pub mod csv_dump;
+pub mod datasets;
 pub mod demo;
 pub mod experiments;
 pub mod export;
+pub mod pg_export;
 pub mod secrets;
 pub mod simulate;
 pub mod sticky;
@@ -155,6 +158,9 @@ fn open_states(config: &Config, store: &Store, state_key: &[u8; 32]) -> Result<S
 pub fn now_ms() -> i64 {
     writer::now_ms()
 }
+
+/// Where long admin work reports how far it got (one JSON object per step).
+pub type Progress = dyn Fn(serde_json::Value) + Send + Sync;
 
 pub fn rfc3339(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

@@ -57,7 +57,7 @@ mod tests {
     fn hits_misses_and_bound() {
         let c = StickyCache::new(32);
         let e = Uuid::from_u128(1);
-        let r = AssignmentRec { id: 9, arm: 1, weights_version: 0, propensity: 0.5, at: 0 };
+        let r = AssignmentRec { id: 9, arm: 1, weights_version: 0, propensity: 0.5, at: 0, seq: 1 };
         assert_eq!(c.get(e, "u"), None);
         c.put(e, "u", r);
         assert_eq!(c.get(e, "u"), Some(r));

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod backup;
 pub mod records;
+pub mod scan;
 pub mod tables;
 pub mod webhooks;
 pub mod writer;
@@ -20,7 +21,7 @@ use crate::engine::model::Experiment;
 
 pub const DB_FILE: &str = "samplit.redb";
 /// The schema this build writes. Opening an older file runs the steps in `migrate`.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -110,6 +111,7 @@ impl Store {
         )?;
         let store = Store { db: Arc::new(db), path };
         store.migrate()?;
+        store.ensure_instance_id()?;
         Ok(store)
     }
 
@@ -149,6 +151,9 @@ impl Store {
             }
             // 2 -> 3 added the audit tables and 3 -> 4 the webhook tables, which create_all
             // has just made.
+            if (1..5).contains(&found) {
+                migrate_v4_to_v5(&w)?;
+            }
             let mut meta = w.open_table(META)?;
             meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())?;
         }
@@ -157,6 +162,39 @@ impl Store {
             tracing::info!(from = found, to = SCHEMA_VERSION, "migrated the data file");
         }
         Ok(())
+    }
+
+    fn ensure_instance_id(&self) -> StoreResult<()> {
+        if self.meta_bytes(INSTANCE_KEY)?.is_some() {
+            return Ok(());
+        }
+        let w = self.db.begin_write()?;
+        {
+            let mut meta = w.open_table(META)?;
+            if meta.get(INSTANCE_KEY)?.is_none() {
+                meta.insert(INSTANCE_KEY, Uuid::new_v4().as_bytes().as_slice())?;
+            }
+        }
+        w.commit()?;
+        Ok(())
+    }
+
+    fn meta_bytes(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(META)?;
+        Ok(t.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The UUID naming this data set (kept by backups, new for a fresh data dir).
+    pub fn instance_id(&self) -> StoreResult<Uuid> {
+        let b = self.meta_bytes(INSTANCE_KEY)?.unwrap_or_default();
+        Uuid::from_slice(&b).map_err(|e| corrupt("meta", e))
+    }
+
+    /// The newest group commit of hot records: everything with `seq <= commit_seq()` is
+    /// durable and will never change.
+    pub fn commit_seq(&self) -> StoreResult<u64> {
+        Ok(self.meta_bytes(COMMIT_SEQ_KEY)?.map(|b| read_u64(&b)).unwrap_or(0))
     }
 
     // --- users -------------------------------------------------------------------------
@@ -430,6 +468,10 @@ impl Store {
 /// The conversion key of an experiment's primary goal.
 pub const PRIMARY_GOAL: &str = "";
 
+pub(crate) fn read_u64(b: &[u8]) -> u64 {
+    b.get(..8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0)
+}
+
 fn read_u32(b: &[u8]) -> u32 {
     b.get(..4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0)
 }
@@ -444,6 +486,50 @@ fn migrate_v1_to_v2(w: &redb::WriteTransaction) -> StoreResult<()> {
         let u: User = from_json("users", v.value())?;
         sites.insert(u.site_key.as_str(), u.id.as_u128())?;
     }
+    Ok(())
+}
+
+/// Schema 5 stamps every assignment and conversion with the group commit that wrote it.
+/// Older records all count as commit 1, the first an export sends.
+fn migrate_v4_to_v5(w: &redb::WriteTransaction) -> StoreResult<()> {
+    use records::{AssignmentRecV4, ConversionRecV4};
+    let mut asg = w.open_table(ASSIGNMENTS)?;
+    let mut rows: Vec<((u128, String), Vec<u8>)> = Vec::new();
+    for row in asg.iter()? {
+        let (k, v) = row?;
+        let (exp, user) = k.value();
+        let o: AssignmentRecV4 =
+            postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e))?;
+        let rec = AssignmentRec {
+            id: o.id,
+            arm: o.arm,
+            weights_version: o.weights_version,
+            propensity: o.propensity,
+            at: o.at,
+            seq: 1,
+        };
+        rows.push(((exp, user.to_string()), postcard::to_allocvec(&rec).expect("serializes")));
+    }
+    for ((exp, user), bytes) in rows {
+        asg.insert((exp, user.as_str()), bytes.as_slice())?;
+    }
+    let mut conv = w.open_table(CONVERSIONS)?;
+    let mut rows: Vec<((u128, String, String), Vec<u8>)> = Vec::new();
+    for row in conv.iter()? {
+        let (k, v) = row?;
+        let (exp, user, goal) = k.value();
+        let o: ConversionRecV4 =
+            postcard::from_bytes(v.value()).map_err(|e| corrupt("conversions", e))?;
+        let rec = ConversionRec { arm: o.arm, value: o.value, at: o.at, seq: 1 };
+        rows.push((
+            (exp, user.to_string(), goal.to_string()),
+            postcard::to_allocvec(&rec).expect("serializes"),
+        ));
+    }
+    for ((exp, user, goal), bytes) in rows {
+        conv.insert((exp, user.as_str(), goal.as_str()), bytes.as_slice())?;
+    }
+    w.open_table(META)?.insert(COMMIT_SEQ_KEY, 1u64.to_le_bytes().as_slice())?;
     Ok(())
 }
 
@@ -491,6 +577,62 @@ mod tests {
         assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(s.site_keys().unwrap(), vec![(u.site_key.clone(), u.id)]);
         assert_eq!(s.user_by_email("old@example.com").unwrap().unwrap().id, u.id);
+    }
+
+    #[test]
+    fn v4_records_gain_a_commit_seq_and_the_data_set_an_id() {
+        #[derive(serde::Serialize)]
+        struct OldAssignment {
+            id: u128,
+            arm: u16,
+            weights_version: u32,
+            propensity: f64,
+            at: i64,
+        }
+        #[derive(serde::Serialize)]
+        struct OldConversion {
+            arm: u16,
+            value: Option<f64>,
+            at: i64,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join(DB_FILE)).unwrap();
+            let w = db.begin_write().unwrap();
+            {
+                let a = OldAssignment { id: 7, arm: 1, weights_version: 2, propensity: 0.5, at: 9 };
+                let c = OldConversion { arm: 1, value: Some(3.5), at: 10 };
+                w.open_table(ASSIGNMENTS)
+                    .unwrap()
+                    .insert((5u128, "u"), postcard::to_allocvec(&a).unwrap().as_slice())
+                    .unwrap();
+                w.open_table(CONVERSIONS)
+                    .unwrap()
+                    .insert((5u128, "u", ""), postcard::to_allocvec(&c).unwrap().as_slice())
+                    .unwrap();
+                w.open_table(META)
+                    .unwrap()
+                    .insert(SCHEMA_KEY, 4u32.to_le_bytes().as_slice())
+                    .unwrap();
+            }
+            w.commit().unwrap();
+        }
+        let s = Store::open(dir.path()).unwrap();
+        let a = s.assignment(Uuid::from_u128(5), "u").unwrap().unwrap();
+        assert_eq!(
+            (a.id, a.arm, a.weights_version, a.propensity, a.at, a.seq),
+            (7, 1, 2, 0.5, 9, 1)
+        );
+        assert_eq!(s.commit_seq().unwrap(), 1);
+        let first_export = scan::SeqRange { after: 0, upto: s.commit_seq().unwrap() };
+        let page = s.conversions_page(None, first_export, 10, 10).unwrap();
+        assert_eq!(page.rows.len(), 1, "a first export sends the migrated records");
+        assert_eq!(page.rows[0].1.value, Some(3.5));
+        let later = scan::SeqRange { after: 1, upto: 5 };
+        assert!(s.assignments_page(None, later, 10, 10).unwrap().rows.is_empty());
+        let id = s.instance_id().unwrap();
+        drop(s);
+        assert_eq!(Store::open(dir.path()).unwrap().instance_id().unwrap(), id, "the id is kept");
     }
 
     #[test]

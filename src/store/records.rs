@@ -61,6 +61,9 @@ pub struct AssignmentRec {
     /// The probability this visitor had of landing in `arm` when assigned.
     pub propensity: f64,
     pub at: i64,
+    /// The group commit that wrote it (`commit_seq` in META), so exports can ask for
+    /// exactly what is new since their last run.
+    pub seq: u64,
 }
 
 pub const EXCLUDED: u16 = u16::MAX;
@@ -73,6 +76,25 @@ impl AssignmentRec {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ConversionRec {
+    pub arm: u16,
+    pub value: Option<f64>,
+    pub at: i64,
+    /// The group commit that wrote it, as in `AssignmentRec`.
+    pub seq: u64,
+}
+
+/// The record shapes of schema 4 and earlier, before `seq`; only the migration reads them.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct AssignmentRecV4 {
+    pub id: u128,
+    pub arm: u16,
+    pub weights_version: u32,
+    pub propensity: f64,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct ConversionRecV4 {
     pub arm: u16,
     pub value: Option<f64>,
     pub at: i64,

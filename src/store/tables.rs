@@ -4,6 +4,10 @@
 use redb::{TableDefinition, WriteTransaction};
 
 pub const SCHEMA_KEY: &str = "schema_version";
+/// The newest group commit of hot records (u64 LE); every record carries the one it was in.
+pub const COMMIT_SEQ_KEY: &str = "commit_seq";
+/// A UUID naming this data set, so an export target can tell whose copy it holds.
+pub const INSTANCE_KEY: &str = "instance_id";
 
 pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const USERS: TableDefinition<u128, &[u8]> = TableDefinition::new("users");

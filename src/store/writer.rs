@@ -628,6 +628,17 @@ impl Thread {
         let w = self.store.db().begin_write()?;
         let mut outcomes = Vec::with_capacity(ops.len());
         {
+            // Every record of this batch carries its number, so an export can ask for exactly
+            // the records committed after the ones it already has.
+            let seq = if ops.is_empty() {
+                0
+            } else {
+                let mut meta = w.open_table(META)?;
+                let seq =
+                    meta.get(COMMIT_SEQ_KEY)?.map(|v| super::read_u64(v.value())).unwrap_or(0) + 1;
+                meta.insert(COMMIT_SEQ_KEY, seq.to_le_bytes().as_slice())?;
+                seq
+            };
             let mut asg = w.open_table(ASSIGNMENTS)?;
             let mut conv = w.open_table(CONVERSIONS)?;
             let mut ts: HashMap<(u128, i64, u32), (u64, u64)> = HashMap::new();
@@ -659,6 +670,7 @@ impl Thread {
                             weights_version: weights.version,
                             propensity: arm.and_then(|a| weights.w.get(a).copied()).unwrap_or(0.0),
                             at: *at,
+                            seq,
                         };
                         match arm {
                             Some(a) if *a < st.arms.len() => {
@@ -728,7 +740,7 @@ impl Thread {
                             .or_default()
                             .1 += 1;
                         }
-                        let c = ConversionRec { arm: rec.arm, value: *value, at: *at };
+                        let c = ConversionRec { arm: rec.arm, value: *value, at: *at, seq };
                         let bytes = postcard::to_allocvec(&c).expect("record serializes");
                         conv.insert(ckey, bytes.as_slice())?;
                         outcomes.push(Outcome::Convert(Ok(ConvertOutcome::Recorded)));
