@@ -816,6 +816,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let config = loaded.config.clone();
     let bind = config.server.bind.clone();
     let data_dir = config.data_dir().to_path_buf();
+    // Before opening anything: a bad webhooks.ca_file stops the start with its name.
+    let webhook_client = crate::service::webhooks::client(&config.webhooks)?;
     let services = Services::open(config).await?;
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
@@ -825,7 +827,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let socket = admin_socket::bind(&data_dir)
         .map_err(|e| format!("cannot create the admin socket: {e}"))?;
     tokio::spawn(admin_socket::run(socket, services.clone()));
-    tokio::spawn(crate::service::webhooks::run(services.clone()));
+    tokio::spawn(crate::service::webhooks::run(services.clone(), webhook_client));
 
     let shown = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     match &loaded.file {

@@ -94,6 +94,9 @@ pub struct WriterConfig {
 #[serde(deny_unknown_fields)]
 pub struct WebhooksConfig {
     pub allow_private: bool,
+    /// PEM file of extra root certificates trusted for https receivers, besides the built-in
+    /// public roots; empty means none.
+    pub ca_file: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -139,7 +142,7 @@ impl Default for Config {
                 min_sample: 100,
             },
             writer: WriterConfig { max_batch: 2048 },
-            webhooks: WebhooksConfig { allow_private: false },
+            webhooks: WebhooksConfig { allow_private: false, ca_file: String::new() },
             log: LogConfig { level: "info".into(), format: "text".into() },
         }
     }
@@ -449,6 +452,18 @@ mod tests {
             Overrides::default(),
         );
         assert_eq!(c.unwrap().server.api_cors_origins, vec!["http://a", "http://b"]);
+    }
+
+    #[test]
+    fn webhooks_ca_file_comes_from_file_then_environment() {
+        let c = resolve(None, &[], Overrides::default()).unwrap();
+        assert_eq!(c.webhooks.ca_file, "", "none by default");
+        let file = "[webhooks]\nca_file = \"/etc/a.pem\"\n";
+        let c = resolve(Some(file), &[], Overrides::default()).unwrap();
+        assert_eq!(c.webhooks.ca_file, "/etc/a.pem");
+        let env = [("SAMPLIT_WEBHOOKS__CA_FILE", "/etc/b.pem")];
+        let c = resolve(Some(file), &env, Overrides::default()).unwrap();
+        assert_eq!(c.webhooks.ca_file, "/etc/b.pem", "env beats file");
     }
 
     #[test]

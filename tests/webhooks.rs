@@ -1,5 +1,6 @@
 //! Webhooks against a receiver the test runs: signed deliveries, retries with backoff,
-//! the delivery log, retries that survive a restart, and private addresses refused.
+//! the delivery log, retries that survive a restart, private addresses refused, and https
+//! receivers verified against the built-in roots plus `webhooks.ca_file`.
 
 mod common;
 
@@ -7,6 +8,7 @@ use common::{TestApp, ab_body};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -14,48 +16,112 @@ use std::time::{Duration, Instant};
 struct Received(Arc<Mutex<Vec<(String, String, Value)>>>);
 
 /// A tiny HTTP receiver on `listener`: answers 500 to the first `fail_first` requests, then
-/// 200, and records (event header, signature header, body) of each.
+/// 200, and records (event header, signature header + `|` + body, body as JSON) of each.
 fn receiver(listener: std::net::TcpListener, fail_first: usize) -> Received {
+    serve_hooks(listener, fail_first, None)
+}
+
+/// The same receiver behind TLS with `tls`'s certificate.
+fn tls_receiver(listener: std::net::TcpListener, tls: Arc<rustls::ServerConfig>) -> Received {
+    serve_hooks(listener, 0, Some(tls))
+}
+
+fn serve_hooks(
+    listener: std::net::TcpListener,
+    fail_first: usize,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Received {
     let got = Received::default();
     let out = got.clone();
     std::thread::spawn(move || {
         let mut n = 0;
         for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let mut reader = BufReader::new(s.try_clone().unwrap());
-            let (mut len, mut event, mut sig) = (0usize, String::new(), String::new());
-            let mut line = String::new();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
+            let Ok(tcp) = stream else { continue };
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+            let status = if n < fail_first { "500 Internal Server Error" } else { "200 OK" };
+            // A failed handshake reads no request and records nothing.
+            let got = match &tls {
+                None => answer(tcp, status),
+                Some(cfg) => {
+                    let conn = rustls::ServerConnection::new(cfg.clone()).unwrap();
+                    let mut s = rustls::StreamOwned::new(conn, tcp);
+                    let got = answer(&mut s, status);
+                    s.conn.send_close_notify();
+                    let _ = s.flush();
+                    got
                 }
-                let lower = line.to_ascii_lowercase();
-                let value =
-                    line.split_once(':').map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-                if lower.starts_with("content-length:") {
-                    len = value.parse().unwrap_or(0);
-                } else if lower.starts_with("x-samplit-event:") {
-                    event = value;
-                } else if lower.starts_with("x-samplit-signature:") {
-                    sig = value;
-                }
+            };
+            if let Some(g) = got {
+                n += 1;
+                out.0.lock().unwrap().push(g);
             }
-            let mut body = vec![0u8; len];
-            let _ = reader.read_exact(&mut body);
-            n += 1;
-            let status = if n <= fail_first { "500 Internal Server Error" } else { "200 OK" };
-            let _ =
-                write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            out.0.lock().unwrap().push((
-                event,
-                format!("{sig}|{}", String::from_utf8_lossy(&body)),
-                v,
-            ));
         }
     });
     got
+}
+
+/// Reads one request from `s` and answers `status`; None if no request came.
+fn answer(mut s: impl Read + Write, status: &str) -> Option<(String, String, Value)> {
+    let mut reader = BufReader::new(&mut s);
+    let (mut len, mut event, mut sig) = (0usize, String::new(), String::new());
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        let lower = line.to_ascii_lowercase();
+        let value = line.split_once(':').map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+        if lower.starts_with("content-length:") {
+            len = value.parse().unwrap_or(0);
+        } else if lower.starts_with("x-samplit-event:") {
+            event = value;
+        } else if lower.starts_with("x-samplit-signature:") {
+            sig = value;
+        }
+    }
+    let mut body = vec![0u8; len];
+    let _ = reader.read_exact(&mut body);
+    drop(reader);
+    let _ = write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    let _ = s.flush();
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    Some((event, format!("{sig}|{}", String::from_utf8_lossy(&body)), v))
+}
+
+/// A test CA and a server certificate it signed for `localhost` and 127.0.0.1: the CA as PEM
+/// (what `webhooks.ca_file` points at) and the receiver's TLS settings.
+fn test_pki() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, "Samplit test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key.into())
+        .unwrap();
+    (ca_cert.pem(), Arc::new(tls))
+}
+
+fn check_signed(secret: &str, sig_body: &str) -> Value {
+    let (sig, body) = sig_body.split_once('|').unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    assert_eq!(sig, format!("sha256={}", hex::encode(mac.finalize().into_bytes())), "signed");
+    serde_json::from_str(body).unwrap()
 }
 
 fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -97,10 +163,7 @@ fn deliveries_are_signed_retried_and_logged() {
     });
     let g = got.0.lock().unwrap().clone();
     for (event, sig_body, v) in &g {
-        let (sig, body) = sig_body.split_once('|').unwrap();
-        let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(secret.as_bytes()).unwrap();
-        mac.update(body.as_bytes());
-        assert_eq!(sig, format!("sha256={}", hex::encode(mac.finalize().into_bytes())), "signed");
+        assert_eq!(&check_signed(&secret, sig_body), v);
         assert_eq!(v["event"], event.as_str());
         assert_eq!(v["experiment_id"], id);
         assert!(v["at"].is_string() && v["id"].is_string());
@@ -130,6 +193,10 @@ fn private_addresses_are_refused_unless_allowed() {
         "http://localhost:8080/",
         "ftp://x/",
         "https://127.0.0.1/",
+        "https://[::1]:8443/",
+        "https://user@example.com/",
+        "http://user:pw@example.com/",
+        "example.com/hook",
     ] {
         let r = app.post(
             "/api/v1/webhooks",
@@ -139,7 +206,128 @@ fn private_addresses_are_refused_unless_allowed() {
         assert_eq!(r.status, 422, "{url}: {}", r.text);
         assert_eq!(r.body["error"]["details"]["field"], "url");
     }
+    let message = |url: &str| {
+        let r = app.post(
+            "/api/v1/webhooks",
+            Some(&t),
+            &json!({"url": url, "events": ["experiment.started"]}),
+        );
+        assert_eq!(r.status, 422, "{url}: {}", r.text);
+        r.body["error"]["message"].as_str().unwrap_or("").to_string()
+    };
+    assert!(message("ftp://example.com/").contains("http:// or https://"));
+    assert!(message("https://user@example.com/").contains("credentials"));
+    assert!(message(&format!("https://example.com/{}", "a".repeat(2100))).contains("2048"));
+    assert!(message("https://localhost/").contains("private"));
     assert_eq!(app.get("/api/v1/webhooks", Some(&t)).body["total"], 0);
+}
+
+#[test]
+fn https_deliveries_trust_the_configured_ca() {
+    let (ca_pem, tls) = test_pki();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let app = TestApp::spawn_with(&[
+        ("SAMPLIT_WEBHOOKS__ALLOW_PRIVATE", "true"),
+        ("SAMPLIT_WEBHOOKS__CA_FILE", ca_file.to_str().unwrap()),
+    ]);
+    let t = app.register("a@example.com");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://localhost:{}/hook", listener.local_addr().unwrap().port());
+    let got = tls_receiver(listener, tls);
+    let r = app.post(
+        "/api/v1/webhooks",
+        Some(&t),
+        &json!({"url": url, "events": ["experiment.started"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let secret = r.body["secret"].as_str().unwrap().to_string();
+    let hook = r.body["id"].as_str().unwrap().to_string();
+
+    let e = app.running_ab(&t, ab_body("over tls"));
+    wait_for("the https delivery", 20, || !got.0.lock().unwrap().is_empty());
+    let (event, sig_body, v) = got.0.lock().unwrap()[0].clone();
+    assert_eq!(event, "experiment.started");
+    assert_eq!(check_signed(&secret, &sig_body), v);
+    assert_eq!(v["experiment_id"], e["id"]);
+    wait_for("the delivery log", 10, || {
+        let log = app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), Some(&t)).body;
+        log["items"][0]["state"] == "delivered"
+    });
+    let log = app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), Some(&t)).body;
+    assert_eq!(log["items"][0]["attempts"][0]["status_code"], 200, "{log}");
+}
+
+#[test]
+fn https_receivers_an_unknown_ca_signed_are_failed_attempts() {
+    let (_, tls) = test_pki();
+    // No ca_file: the receiver's certificate chains to nothing Samplit trusts.
+    let app = TestApp::spawn_with(&[("SAMPLIT_WEBHOOKS__ALLOW_PRIVATE", "true")]);
+    let t = app.register("a@example.com");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://localhost:{}/hook", listener.local_addr().unwrap().port());
+    let got = tls_receiver(listener, tls);
+    let r = app.post(
+        "/api/v1/webhooks",
+        Some(&t),
+        &json!({"url": url, "events": ["experiment.started"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let hook = r.body["id"].as_str().unwrap().to_string();
+    app.running_ab(&t, ab_body("untrusted"));
+    let mut log = Value::Null;
+    wait_for("two failed attempts", 20, || {
+        log = app.get(&format!("/api/v1/webhooks/{hook}/deliveries"), Some(&t)).body;
+        log["items"][0]["attempts"].as_array().is_some_and(|a| a.len() >= 2)
+    });
+    let d = &log["items"][0];
+    assert_eq!(d["state"], "pending", "retried like any failure: {log}");
+    assert!(d["next_attempt_at"].is_string(), "{log}");
+    for a in d["attempts"].as_array().unwrap() {
+        assert_eq!(a["status_code"], Value::Null, "{log}");
+        let error = a["error"].as_str().unwrap_or("");
+        assert!(error.contains("certificate"), "a readable certificate error: {error}");
+    }
+    assert!(got.0.lock().unwrap().is_empty(), "nothing delivered to an untrusted receiver");
+}
+
+/// Runs `samplit serve` expecting it to refuse to start; its stderr.
+fn refused_start(dir: &Path, env: &[(&str, &str)]) -> String {
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("SAMPLIT_LOG__LEVEL", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("samplit started despite {env:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_bad_ca_file_stops_the_start_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let err =
+        refused_start(dir.path(), &[("SAMPLIT_WEBHOOKS__CA_FILE", missing.to_str().unwrap())]);
+    assert!(err.contains("webhooks.ca_file") && err.contains("missing.pem"), "{err}");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let err = refused_start(dir.path(), &[("SAMPLIT_WEBHOOKS__CA_FILE", junk.to_str().unwrap())]);
+    assert!(err.contains("junk.pem") && err.contains("no PEM certificate"), "{err}");
 }
 
 #[test]

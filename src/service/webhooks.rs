@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::auth::Principal;
 use super::{Services, now_ms, rfc3339};
+use crate::config::WebhooksConfig;
 use crate::error::{AppError, AppResult, Code};
 use crate::store::webhooks::{Attempt, Delivery, Webhook};
 
@@ -56,35 +57,42 @@ fn private(ip: IpAddr) -> bool {
     }
 }
 
-/// `host:port` of an http URL.
-fn authority(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("http://")?;
-    let auth = rest.split(['/', '?', '#']).next()?;
-    if auth.is_empty() || auth.contains('@') {
-        return None;
+/// Longest webhook URL accepted.
+const MAX_URL: usize = 2048;
+
+/// Host and port a webhook URL points at, or why it is not acceptable. Parsed by the same
+/// `Uri` parser the client uses, so the address checked is the address connected to.
+fn target(url: &str) -> Result<(String, u16), String> {
+    if url.len() > MAX_URL {
+        return Err(format!("must be at most {MAX_URL} characters"));
     }
-    match auth.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            Some((h.trim_matches(['[', ']']).to_string(), p.parse().ok()?))
-        }
-        _ => Some((auth.trim_matches(['[', ']']).to_string(), 80)),
+    let uri: hyper::Uri =
+        url.parse().map_err(|e| format!("is not a valid http:// or https:// URL: {e}"))?;
+    let (Some(scheme), Some(auth)) = (uri.scheme_str(), uri.authority()) else {
+        return Err("must be an absolute http:// or https:// URL".into());
+    };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => 443,
+        "http" => 80,
+        other => return Err(format!("must be an http:// or https:// URL, not {other}://")),
+    };
+    if auth.as_str().contains('@') {
+        return Err("must not contain credentials (user@host); authenticate the receiver \
+                    by the X-Samplit-Signature header"
+            .into());
     }
+    let host = auth.host().trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err("needs a host".into());
+    }
+    Ok((host.to_string(), auth.port_u16().unwrap_or(default_port)))
 }
 
 impl Services {
     /// Refuses URLs that resolve to loopback or private addresses unless allowed; checked
     /// at creation and again before every delivery (DNS can change).
     async fn check_target(&self, url: &str) -> AppResult<()> {
-        if url.starts_with("https://") {
-            return Err(AppError::validation(
-                "url",
-                "https webhook URLs are not supported by this build yet; use http:// \
-                 (behind a TLS-terminating proxy if the receiver is remote)",
-            ));
-        }
-        let (host, port) = authority(url)
-            .filter(|_| url.len() <= 2048)
-            .ok_or_else(|| AppError::validation("url", "must be an http:// URL with a host"))?;
+        let (host, port) = target(url).map_err(|m| AppError::validation("url", m))?;
         let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
             .await
             .map_err(|e| AppError::validation("url", format!("cannot resolve {host}: {e}")))?
@@ -285,10 +293,86 @@ impl Services {
     }
 }
 
-type Client = hyper_util::client::legacy::Client<
-    hyper_util::client::legacy::connect::HttpConnector,
+/// The delivery client: HTTP/1.1 over plain TCP or TLS, one connection pool for all hooks.
+pub type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
     Full<Bytes>,
 >;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("webhooks.ca_file {path}: cannot read it: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("webhooks.ca_file {path}: not a PEM certificate file: {message}")]
+    Pem { path: String, message: String },
+    #[error("webhooks.ca_file {path}: has no PEM certificate (-----BEGIN CERTIFICATE-----)")]
+    Empty { path: String },
+    #[error("webhooks.ca_file {path}: certificate {n} is not a usable root: {source}")]
+    BadRoot { path: String, n: usize, source: rustls::Error },
+    #[error("cannot set up TLS for webhooks: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// The trusted roots: the compiled-in public roots (Mozilla's, via webpki-roots, so a
+/// container without a CA bundle still verifies), plus the PEM certificates of `ca_file`.
+fn roots(ca_file: &str) -> Result<rustls::RootCertStore, ClientError> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if ca_file.is_empty() {
+        return Ok(roots);
+    }
+    let path = ca_file.to_string();
+    let pem = std::fs::read(ca_file)
+        .map_err(|source| ClientError::Read { path: path.clone(), source })?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| ClientError::Pem { path: path.clone(), message: e.to_string() })?;
+    if certs.is_empty() {
+        return Err(ClientError::Empty { path });
+    }
+    for (i, cert) in certs.into_iter().enumerate() {
+        roots.add(cert).map_err(|source| ClientError::BadRoot {
+            path: path.clone(),
+            n: i + 1,
+            source,
+        })?;
+    }
+    Ok(roots)
+}
+
+/// Builds the delivery client once, at start-up. Certificates are always verified, against
+/// the public roots and `webhooks.ca_file`; there is no switch to turn that off.
+pub fn client(config: &WebhooksConfig) -> Result<Client, ClientError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(&config.ca_file)?)
+        .with_no_client_auth();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build(connector))
+}
+
+/// An error with its causes, `outer: inner: ...`, so the delivery log says "invalid peer
+/// certificate: UnknownIssuer" rather than only "client error (Connect)".
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
 
 async fn send(client: &Client, hook: &Webhook, d: &Delivery) -> Result<u16, String> {
     let req = hyper::Request::post(&hook.url)
@@ -298,11 +382,11 @@ async fn send(client: &Client, hook: &Webhook, d: &Delivery) -> Result<u16, Stri
         .header("x-samplit-delivery", d.id.to_string())
         .header("x-samplit-signature", signature(&hook.secret, d.body.as_bytes()))
         .body(Full::new(Bytes::from(d.body.clone())))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| describe(&e))?;
     let res = tokio::time::timeout(TIMEOUT, client.request(req))
         .await
         .map_err(|_| "timed out".to_string())?
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| describe(&e))?;
     let status = res.status().as_u16();
     // Read (and drop) a bounded body so the connection can be reused.
     let _ = tokio::time::timeout(
@@ -313,11 +397,9 @@ async fn send(client: &Client, hook: &Webhook, d: &Delivery) -> Result<u16, Stri
     Ok(status)
 }
 
-/// The delivery worker and the results watcher; runs for the life of the server.
-pub async fn run(services: Arc<Services>) {
-    let client: Client =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build_http();
+/// The delivery worker and the results watcher; runs for the life of the server. `client`
+/// comes from [`client`], built once when the server starts.
+pub async fn run(services: Arc<Services>, client: Client) {
     let mut watch = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
@@ -326,5 +408,56 @@ pub async fn run(services: Arc<Services>) {
             _ = watch.tick() => services.watch_results(),
         }
         services.deliver_due(&client).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_take_http_and_https_with_their_default_ports() {
+        let t = |u: &str| target(u);
+        assert_eq!(t("http://example.com/x"), Ok(("example.com".into(), 80)));
+        assert_eq!(t("https://example.com/x?y=1"), Ok(("example.com".into(), 443)));
+        assert_eq!(t("https://example.com:8443"), Ok(("example.com".into(), 8443)));
+        assert_eq!(t("https://[2001:db8::1]:9/"), Ok(("2001:db8::1".into(), 9)));
+        assert_eq!(t("https://[2001:db8::1]/"), Ok(("2001:db8::1".into(), 443)));
+        assert_eq!(t("HTTPS://Example.com/"), Ok(("Example.com".into(), 443)));
+    }
+
+    #[test]
+    fn targets_refuse_other_schemes_credentials_and_long_urls() {
+        let err = |u: &str| target(u).unwrap_err();
+        assert!(err("ftp://example.com/").contains("not ftp://"));
+        assert!(err("example.com/hook").contains("http:// or https://"));
+        assert!(err("/hook").contains("absolute"));
+        assert!(err("https://user@example.com/").contains("credentials"));
+        assert!(err("https://user:pw@example.com/").contains("credentials"));
+        assert!(err("http://exa mple.com/").contains("not a valid http:// or https:// URL"));
+        let long = format!("https://example.com/{}", "a".repeat(MAX_URL));
+        assert!(err(&long).contains("2048"));
+    }
+
+    #[test]
+    fn a_bad_ca_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = |ca_file: &std::path::Path| {
+            let c = WebhooksConfig { allow_private: false, ca_file: ca_file.display().to_string() };
+            client(&c).err().map(|e| e.to_string()).unwrap_or_default()
+        };
+        let missing = dir.path().join("nope.pem");
+        let e = with(&missing);
+        assert!(e.starts_with("webhooks.ca_file ") && e.contains("nope.pem"), "{e}");
+        let junk = dir.path().join("junk.pem");
+        std::fs::write(&junk, "hello\n").unwrap();
+        assert!(with(&junk).contains("no PEM certificate"));
+        let broken = dir.path().join("broken.pem");
+        std::fs::write(&broken, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+            .unwrap();
+        let e = with(&broken);
+        assert!(e.contains("broken.pem") && e.contains("certificate 1"), "{e}");
+        let none = WebhooksConfig { allow_private: false, ca_file: String::new() };
+        assert!(client(&none).is_ok(), "the built-in roots alone");
     }
 }
