@@ -76,7 +76,7 @@ impl Services {
         let d = Draft::new(who.id(), &who.user.email, "experiment.created")
             .experiment(id)
             .data(experiment_json(&exp));
-        self.store.put_experiment(&exp, &d)?;
+        self.store.put_experiment(&exp, &d, &[])?;
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, user = %who.id(), "experiment created");
         Ok(experiment_json(&entry.exp))
@@ -228,7 +228,7 @@ impl Services {
         let d = Draft::new(who.id(), &who.user.email, "experiment.edited")
             .experiment(id)
             .data(experiment_json(&exp));
-        self.store.put_experiment(&exp, &d)?;
+        self.store.put_experiment(&exp, &d, &[])?;
         let entry = self.catalog.put(exp);
         Ok(experiment_json(&entry.exp))
     }
@@ -285,10 +285,13 @@ impl Services {
             Transition::Resume => "experiment.resumed",
             Transition::Complete => "experiment.completed",
         };
-        let d = Draft::new(who.id(), &who.user.email, action)
-            .experiment(id)
-            .data(json!({"status": next, "winner_variant_id": exp.winner_variant_id}));
-        if let Err(e) = super::blocking(move || Ok(store.put_experiment(&saved, &d)?)).await {
+        let data = json!({"status": next, "winner_variant_id": exp.winner_variant_id});
+        let d = Draft::new(who.id(), &who.user.email, action).experiment(id).data(data.clone());
+        let events = self.deliveries(who.id(), action, id, &data)?;
+        let queued = events.len();
+        if let Err(e) =
+            super::blocking(move || Ok(store.put_experiment(&saved, &d, &events)?)).await
+        {
             if t == Transition::Start {
                 let _ = self.writer.forget(id).await;
             }
@@ -296,10 +299,7 @@ impl Services {
         }
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, status = next.as_str(), "experiment {}", t.as_str());
-        let data = json!({"status": next, "winner_variant_id": entry.exp.winner_variant_id});
-        if let Err(e) = self.emit(who.id(), action, id, data, false) {
-            tracing::error!(error = %e, "cannot queue the webhook event");
-        }
+        self.deliveries_queued(queued);
         Ok(experiment_json(&entry.exp))
     }
 
@@ -329,12 +329,11 @@ impl Services {
         exp.archived_at = Some(now_ms());
         exp.updated_at = now_ms();
         let d = Draft::new(who.id(), &who.user.email, "experiment.archived").experiment(id);
-        self.store.put_experiment(&exp, &d)?;
+        let events = self.deliveries(who.id(), "experiment.archived", id, &json!({}))?;
+        self.store.put_experiment(&exp, &d, &events)?;
         self.catalog.put(exp);
         tracing::info!(experiment = %id, "experiment archived");
-        if let Err(e) = self.emit(who.id(), "experiment.archived", id, json!({}), false) {
-            tracing::error!(error = %e, "cannot queue the webhook event");
-        }
+        self.deliveries_queued(events.len());
         Ok(())
     }
 }

@@ -182,25 +182,21 @@ impl Services {
         Ok(json!({"total": items.len(), "items": items}))
     }
 
-    /// Queues `event` for every webhook of `owner` that subscribes to it. With `once`, the
-    /// event is emitted at most once per experiment (winner found, SRM detected).
-    pub fn emit(
+    /// The deliveries of `event` to every webhook of `owner` that subscribes to it, for the
+    /// caller to store with the change they report (see `Store::put_experiment`).
+    pub fn deliveries(
         &self,
         owner: Uuid,
-        event: &'static str,
+        event: &str,
         exp: Uuid,
-        data: Value,
-        once: bool,
-    ) -> AppResult<()> {
-        let hooks: Vec<Webhook> = self
+        data: &Value,
+    ) -> AppResult<Vec<Delivery>> {
+        let now = now_ms();
+        Ok(self
             .store
             .webhooks(Some(owner))?
             .into_iter()
             .filter(|h| h.events.iter().any(|e| e == event))
-            .collect();
-        let now = now_ms();
-        let deliveries: Vec<Delivery> = hooks
-            .iter()
             .map(|h| {
                 let id = Uuid::new_v4();
                 let body = json!({"id": id, "event": event, "at": rfc3339(now), "experiment_id": exp, "data": data});
@@ -215,13 +211,27 @@ impl Services {
                     created_at: now,
                 }
             })
-            .collect();
-        if deliveries.is_empty() && !once {
-            return Ok(());
-        }
-        let queued = self.store.enqueue(&deliveries, once.then_some((exp, event)))?;
-        if queued && !deliveries.is_empty() {
+            .collect())
+    }
+
+    /// Wakes the delivery worker after deliveries were stored.
+    pub fn deliveries_queued(&self, n: usize) {
+        if n > 0 {
             self.deliveries_due.notify_one();
+        }
+    }
+
+    /// Queues a one-off event (winner found, SRM detected): at most once per experiment.
+    pub fn emit_once(
+        &self,
+        owner: Uuid,
+        event: &'static str,
+        exp: Uuid,
+        data: Value,
+    ) -> AppResult<()> {
+        let deliveries = self.deliveries(owner, event, exp, &data)?;
+        if self.store.enqueue(&deliveries, Some((exp, event)))? {
+            self.deliveries_queued(deliveries.len());
         }
         Ok(())
     }
@@ -283,11 +293,11 @@ impl Services {
             let a = self.analyse(&e.exp, &snap.state);
             if a["recommendation"]["decision"] == "declare_winner" {
                 let data = json!({"recommendation": a["recommendation"]});
-                let _ = self.emit(e.exp.owner, "experiment.winner_found", e.exp.id, data, true);
+                let _ = self.emit_once(e.exp.owner, "experiment.winner_found", e.exp.id, data);
             }
             if a["srm"]["mismatch"] == true {
                 let data = json!({"srm": a["srm"]});
-                let _ = self.emit(e.exp.owner, "experiment.srm_detected", e.exp.id, data, true);
+                let _ = self.emit_once(e.exp.owner, "experiment.srm_detected", e.exp.id, data);
             }
         }
     }

@@ -380,11 +380,18 @@ impl Store {
 
     // --- experiments -------------------------------------------------------------------
 
-    /// Stores an experiment and the audit entry of the change, in one transaction.
-    pub fn put_experiment(&self, exp: &Experiment, change: &audit::Draft) -> StoreResult<()> {
+    /// Stores an experiment, the audit entry of the change and the webhook deliveries that
+    /// report it, in one transaction: a crash keeps all three or none.
+    pub fn put_experiment(
+        &self,
+        exp: &Experiment,
+        change: &audit::Draft,
+        events: &[webhooks::Delivery],
+    ) -> StoreResult<()> {
         let w = self.db.begin_write()?;
         w.open_table(EXPERIMENTS)?.insert(exp.id.as_u128(), to_json(exp).as_slice())?;
         audit::append(&w, change, exp.updated_at)?;
+        webhooks::enqueue_in(&w, events)?;
         w.commit()?;
         Ok(())
     }

@@ -113,12 +113,7 @@ impl Store {
                 }
                 marks.insert((exp.as_u128(), event), ())?;
             }
-            let mut deliveries = w.open_table(DELIVERIES)?;
-            let mut pending = w.open_table(PENDING)?;
-            for d in ds {
-                deliveries.insert(d.id.as_u128(), json(d).as_slice())?;
-                pending.insert(d.id.as_u128(), d.next_attempt_at.unwrap_or(d.created_at))?;
-            }
+            enqueue_in(&w, ds)?;
         }
         w.commit()?;
         Ok(true)
@@ -180,4 +175,15 @@ impl Store {
         out.sort_by_key(|d| d.created_at);
         Ok(out)
     }
+}
+
+/// Stores and queues deliveries inside `w`, so an event commits with the change it reports.
+pub(crate) fn enqueue_in(w: &redb::WriteTransaction, ds: &[Delivery]) -> StoreResult<()> {
+    let mut deliveries = w.open_table(DELIVERIES)?;
+    let mut pending = w.open_table(PENDING)?;
+    for d in ds {
+        deliveries.insert(d.id.as_u128(), json(d).as_slice())?;
+        pending.insert(d.id.as_u128(), d.next_attempt_at.unwrap_or(d.created_at))?;
+    }
+    Ok(())
 }
