@@ -173,57 +173,57 @@ struct ExportQuery {
     part: Option<String>,
 }
 
-/// GET /experiments/{id}/export?format=csv[&part=summary]: the assignments with their
-/// conversions, streamed; or the per-arm summary.
+/// GET /experiments/{id}/export?format=csv|xlsx[&part=summary]: the assignments with their
+/// conversions, streamed (the workbook also has the per-arm summary sheet); or only the summary.
 async fn export(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
     Query(q): Query<ExportQuery>,
 ) -> ApiResult<axum::response::Response> {
+    use axum::body::Body;
     use axum::http::header;
     use axum::response::IntoResponse;
     let id = exp_id(&id)?;
-    match q.format.as_deref().unwrap_or("csv") {
-        "csv" => {}
-        "xlsx" => {
-            return Err(AppError::validation(
-                "format",
-                "xlsx is not available yet; use csv (and part=summary for the per-arm sheet)",
-            ));
-        }
-        _ => return Err(AppError::validation("format", "must be csv")),
-    }
-    let disposition = |name: &str| format!("attachment; filename=\"{name}\"");
-    match q.part.as_deref().unwrap_or("assignments") {
-        "assignments" => {
-            let rx = s.services.export_assignments_csv(&p, id)?;
-            let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|chunk| (chunk, rx))
-            });
-            Ok((
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                    (header::CONTENT_DISPOSITION, disposition(&format!("experiment-{id}.csv"))),
-                ],
-                axum::body::Body::from_stream(stream),
-            )
-                .into_response())
-        }
-        "summary" => {
-            let csv = s.services.export_summary_csv(&p, id)?;
-            Ok((
-                [
-                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                    (
-                        header::CONTENT_DISPOSITION,
-                        disposition(&format!("experiment-{id}-summary.csv")),
-                    ),
-                ],
-                csv,
-            )
-                .into_response())
-        }
-        _ => Err(AppError::validation("part", "must be assignments or summary")),
-    }
+    let xlsx = match q.format.as_deref().unwrap_or("csv") {
+        "csv" => false,
+        "xlsx" => true,
+        _ => return Err(AppError::validation("format", "must be csv or xlsx")),
+    };
+    let summary = match q.part.as_deref().unwrap_or("assignments") {
+        "assignments" => false,
+        "summary" => true,
+        _ => return Err(AppError::validation("part", "must be assignments or summary")),
+    };
+    let (ctype, ext) = if xlsx {
+        (crate::service::xlsx::CONTENT_TYPE, "xlsx")
+    } else {
+        ("text/csv; charset=utf-8", "csv")
+    };
+    let name = if summary {
+        format!("experiment-{id}-summary.{ext}")
+    } else {
+        format!("experiment-{id}.{ext}")
+    };
+    let body = match (xlsx, summary) {
+        (false, false) => streamed(s.services.export_assignments_csv(&p, id)?),
+        (true, false) => streamed(s.services.export_assignments_xlsx(&p, id)?),
+        (false, true) => Body::from(s.services.export_summary_csv(&p, id)?),
+        (true, true) => Body::from(s.services.export_summary_xlsx(&p, id)?),
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, ctype.to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A response body fed by an export running on a blocking thread.
+fn streamed(rx: crate::service::export::Chunks) -> axum::body::Body {
+    axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }))
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::error::{AppError, Code};
@@ -97,7 +98,13 @@ pub fn app(state: AppState) -> Router {
         .merge(tracker::script_router().layer(tracker_cors.clone()))
         .merge(ops::router())
         .fallback(assets::serve)
-        .layer(CompressionLayer::new());
+        // An XLSX is a zip of deflated parts already: gzip would only spend CPU on it.
+        .layer(
+            CompressionLayer::new().compress_when(
+                DefaultPredicate::new()
+                    .and(NotForContentType::const_new(crate::service::xlsx::CONTENT_TYPE)),
+            ),
+        );
     Router::new()
         .merge(tracker::api_router().layer(tracker_cors))
         .merge(compressed)

@@ -60,7 +60,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "get",
         "/api/v1/experiments/{id}/export",
-        "Assignments with conversions as CSV (streamed); part=summary for per-arm",
+        "Assignments with conversions, format=csv or xlsx (streamed); part=summary for per-arm",
         true,
         200,
     ),

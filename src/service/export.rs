@@ -1,21 +1,49 @@
-//! Exports of one experiment: every assignment with its conversion, one CSV row each,
-//! streamed from a read snapshot in chunks so a million rows never sit in memory; and the
-//! per-arm summary.
+//! Exports of one experiment: every assignment with its conversion, one row each, as CSV or as
+//! an XLSX workbook, streamed from a read snapshot in chunks so a million rows never sit in
+//! memory; and the per-arm summary.
+//!
+//! Both formats build their rows as [`Cell`]s in one place, so the columns cannot drift apart.
 
 use serde_json::Value;
 use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::auth::Principal;
+use super::catalog::Entry;
+use super::xlsx::{Cell, XlsxWriter};
 use super::{Services, rfc3339};
-use crate::error::AppResult;
+use crate::engine::model::Arm;
+use crate::error::{AppError, AppResult};
+use crate::store::Store;
+use crate::store::records::{AssignmentRec, ConversionRec};
 
 const CHUNK_BYTES: usize = 64 * 1024;
 
+/// The body of a streamed export: chunks of about 64 KB, or the error that cut it short.
+pub type Chunks = mpsc::Receiver<io::Result<Vec<u8>>>;
+
+const SUMMARY_HEADER: [&str; 12] = [
+    "arm_id",
+    "arm",
+    "allocations",
+    "conversions",
+    "conversion_rate",
+    "adjusted_conversion_rate",
+    "ci_low",
+    "ci_high",
+    "prob_best",
+    "expected_loss",
+    "lift_vs_control",
+    "traffic_weight",
+];
+
 /// Quotes a CSV field when it needs it (RFC 4180).
 /// Values starting like a formula are prefixed with `'`, since user ids come from the public
-/// tracker and spreadsheets would run them.
+/// tracker and spreadsheets would run them. (XLSX needs no such prefix: an inline string is
+/// never read as a formula.)
 pub fn csv_field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
@@ -25,102 +53,129 @@ pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
 }
 
-impl Services {
-    /// Starts streaming the assignments CSV; chunks arrive on the returned channel.
-    pub fn export_assignments_csv(
-        &self,
-        who: &Principal,
-        id: Uuid,
-    ) -> AppResult<mpsc::Receiver<Result<Vec<u8>, std::io::Error>>> {
-        let entry = self.owned(who, id)?;
-        let store = self.store.clone();
-        let (tx, rx) = mpsc::channel(4);
-        tokio::task::spawn_blocking(move || {
-            let exp = &entry.exp;
-            let arms = exp.arms();
-            let mut buf = String::from("user_id,assignment_id,assigned_at,arm_id,arm");
-            for el in &exp.elements {
-                let _ = write!(buf, ",{}", csv_field(&format!("variant:{}", el.name)));
+/// Appends one CSV line. Timestamps are RFC 3339; numbers that are not finite stay empty.
+fn csv_line(out: &mut String, cells: &[Cell]) {
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match cell {
+            Cell::Text(s) => out.push_str(&csv_field(s)),
+            Cell::Number(v) if v.is_finite() => {
+                let _ = write!(out, "{v}");
             }
-            buf.push_str(",weights_version,propensity,converted,converted_at,value\n");
-            let mut failed = false;
-            let result = store.scan_assignments(id, |user, rec, conv| {
-                let (arm_id, arm_name, variants) = if rec.excluded() {
-                    (
-                        "excluded".to_string(),
-                        "excluded".to_string(),
-                        vec![String::new(); exp.elements.len()],
-                    )
-                } else {
-                    let arm = &arms[usize::from(rec.arm).min(arms.len() - 1)];
-                    let vs = arm
-                        .variant_indices
-                        .iter()
-                        .zip(&exp.elements)
-                        .map(|(&v, e)| e.variants[v].name.clone())
-                        .collect();
-                    (arm.id.clone(), arm.name.clone(), vs)
-                };
-                let _ = write!(
-                    buf,
-                    "{},{},{},{},{}",
-                    csv_field(user),
-                    Uuid::from_u128(rec.id),
-                    rfc3339(rec.at),
-                    arm_id,
-                    csv_field(&arm_name)
-                );
-                for v in variants {
-                    let _ = write!(buf, ",{}", csv_field(&v));
-                }
-                let _ = writeln!(
-                    buf,
-                    ",{},{},{},{},{}",
-                    rec.weights_version,
-                    rec.propensity,
-                    conv.is_some(),
-                    conv.map(|c| rfc3339(c.at)).unwrap_or_default(),
-                    conv.and_then(|c| c.value).map(|v| v.to_string()).unwrap_or_default()
-                );
-                if buf.len() >= CHUNK_BYTES {
-                    let chunk = std::mem::take(&mut buf).into_bytes();
-                    if tx.blocking_send(Ok(chunk)).is_err() {
-                        failed = true;
-                        return false;
-                    }
-                }
-                true
-            });
-            if failed {
-                return;
+            Cell::Int(v) => {
+                let _ = write!(out, "{v}");
             }
-            match result {
-                Ok(()) => {
-                    let _ = tx.blocking_send(Ok(buf.into_bytes()));
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                }
+            Cell::Bool(b) => {
+                let _ = write!(out, "{b}");
             }
-        });
-        Ok(rx)
+            Cell::Time(ms) => out.push_str(&rfc3339(*ms)),
+            Cell::Number(_) | Cell::Empty => {}
+        }
+    }
+    out.push('\n');
+}
+
+/// The columns of the assignments export, from the experiment's definition.
+struct Assignments {
+    entry: Arc<Entry>,
+    arms: Vec<Arm>,
+}
+
+impl Assignments {
+    fn new(entry: Arc<Entry>) -> Self {
+        let arms = entry.exp.arms();
+        Assignments { entry, arms }
     }
 
-    /// The per-arm summary as CSV, from the analytics.
-    pub fn export_summary_csv(&self, who: &Principal, id: Uuid) -> AppResult<String> {
-        let a = self.analytics(who, id)?;
-        let mut out = String::from(
-            "arm_id,arm,allocations,conversions,conversion_rate,adjusted_conversion_rate,ci_low,ci_high,prob_best,expected_loss,lift_vs_control,traffic_weight\n",
+    fn header(&self) -> Vec<String> {
+        let mut h: Vec<String> =
+            ["user_id", "assignment_id", "assigned_at", "arm_id", "arm"].map(String::from).into();
+        h.extend(self.entry.exp.elements.iter().map(|e| format!("variant:{}", e.name)));
+        h.extend(
+            ["weights_version", "propensity", "converted", "converted_at", "value"]
+                .map(String::from),
         );
-        let num = |v: &Value| v.as_f64().map(|f| f.to_string()).unwrap_or_default();
-        for arm in a["arms"].as_array().into_iter().flatten() {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{},{},{},{},{},{},{}",
-                arm["arm_id"].as_str().unwrap_or(""),
-                csv_field(arm["name"].as_str().unwrap_or("")),
-                arm["allocations"],
-                arm["conversions"],
+        h
+    }
+
+    fn row<'a>(
+        &'a self,
+        user: &'a str,
+        rec: &AssignmentRec,
+        conv: Option<&ConversionRec>,
+    ) -> Vec<Cell<'a>> {
+        let elements = &self.entry.exp.elements;
+        let mut row = Vec::with_capacity(10 + elements.len());
+        row.push(Cell::text(user));
+        row.push(Cell::text(Uuid::from_u128(rec.id).to_string()));
+        row.push(Cell::Time(rec.at));
+        // An arm index past the end (the definition cannot shrink, but be safe) reads as the
+        // last arm, as the counters do.
+        let arm = if rec.excluded() {
+            None
+        } else {
+            self.arms.get(usize::from(rec.arm)).or(self.arms.last())
+        };
+        match arm {
+            Some(arm) => {
+                row.push(Cell::text(arm.id.as_str()));
+                row.push(Cell::text(arm.name.as_str()));
+                for (&v, e) in arm.variant_indices.iter().zip(elements) {
+                    row.push(e.variants.get(v).map_or(Cell::Empty, |v| Cell::text(&v.name)));
+                }
+            }
+            None => {
+                row.push(Cell::text("excluded"));
+                row.push(Cell::text("excluded"));
+                row.extend(elements.iter().map(|_| Cell::Empty));
+            }
+        }
+        row.push(Cell::Int(i64::from(rec.weights_version)));
+        row.push(Cell::Number(rec.propensity));
+        row.push(Cell::Bool(conv.is_some()));
+        row.push(conv.map_or(Cell::Empty, |c| Cell::Time(c.at)));
+        row.push(conv.and_then(|c| c.value).map_or(Cell::Empty, Cell::Number));
+        row
+    }
+}
+
+/// Calls `f` for every assignment of `exp` with its primary conversion, stopping at the first
+/// error; a store error becomes an I/O error of the stream.
+fn each_assignment(
+    store: &Store,
+    exp: Uuid,
+    mut f: impl FnMut(&str, &AssignmentRec, Option<&ConversionRec>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut failed = None;
+    store
+        .scan_assignments(exp, |user, rec, conv| match f(user, rec, conv) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
+        })
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    failed.map_or(Ok(()), Err)
+}
+
+/// The per-arm summary rows (a handful), from the analytics JSON.
+fn summary_rows(a: &Value) -> Vec<Vec<Cell<'static>>> {
+    let num = |v: &Value| v.as_f64().map_or(Cell::Empty, Cell::Number);
+    let int = |v: &Value| v.as_i64().map_or_else(|| num(v), Cell::Int);
+    let text = |v: &Value| Cell::text(v.as_str().unwrap_or("").to_string());
+    a["arms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|arm| {
+            vec![
+                text(&arm["arm_id"]),
+                text(&arm["name"]),
+                int(&arm["allocations"]),
+                int(&arm["conversions"]),
                 num(&arm["conversion_rate"]),
                 num(&arm["adjusted_conversion_rate"]),
                 num(&arm["credible_interval"][0]),
@@ -129,8 +184,152 @@ impl Services {
                 num(&arm["expected_loss"]),
                 num(&arm["lift_vs_control"]),
                 num(&arm["traffic_weight"]),
-            );
+            ]
+        })
+        .collect()
+}
+
+fn summary_sheet<W: Write>(book: &mut XlsxWriter<W>, rows: &[Vec<Cell>]) -> io::Result<()> {
+    book.begin_sheet("summary", &SUMMARY_HEADER)?;
+    for row in rows {
+        book.row(row)?;
+    }
+    book.end_sheet()
+}
+
+/// The blocking end of a streamed body: gathers bytes into 64 KB chunks for the response and
+/// fails once the client has gone, so the export stops reading the store.
+struct ChunkSender {
+    tx: mpsc::Sender<io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkSender {
+    fn send(&mut self) -> io::Result<()> {
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK_BYTES));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "export download abandoned"))
+    }
+}
+
+impl Write for ChunkSender {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= CHUNK_BYTES {
+            self.send()?;
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() { Ok(()) } else { self.send() }
+    }
+}
+
+/// Runs `write` on a blocking thread, its output streamed through the returned channel.
+fn stream(write: impl FnOnce(&mut ChunkSender) -> io::Result<()> + Send + 'static) -> Chunks {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut out = ChunkSender { tx, buf: Vec::with_capacity(CHUNK_BYTES) };
+        if let Err(e) = write(&mut out).and_then(|()| out.flush()) {
+            // The client already has a 200: failing the body is how it learns the file is
+            // incomplete. If it is the client that left, this send fails too; nobody to tell.
+            let _ = out.tx.blocking_send(Err(e));
+        }
+    });
+    rx
+}
+
+impl Services {
+    /// Starts streaming the assignments CSV; chunks arrive on the returned channel.
+    pub fn export_assignments_csv(&self, who: &Principal, id: Uuid) -> AppResult<Chunks> {
+        let cols = Assignments::new(self.owned(who, id)?);
+        let store = self.store.clone();
+        Ok(stream(move |out| {
+            let mut line = cols.header().iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(",");
+            line.push('\n');
+            out.write_all(line.as_bytes())?;
+            each_assignment(&store, id, |user, rec, conv| {
+                line.clear();
+                csv_line(&mut line, &cols.row(user, rec, conv));
+                out.write_all(line.as_bytes())
+            })
+        }))
+    }
+
+    /// Starts streaming the workbook: sheet "assignments" (continued on "assignments (2)"...
+    /// past Excel's row limit), then sheet "summary".
+    pub fn export_assignments_xlsx(&self, who: &Principal, id: Uuid) -> AppResult<Chunks> {
+        let cols = Assignments::new(self.owned(who, id)?);
+        // Before the first byte: once the body streams, an error can no longer be a JSON one.
+        let summary = summary_rows(&self.analytics(who, id)?);
+        let store = self.store.clone();
+        Ok(stream(move |out| {
+            let mut book = XlsxWriter::new(out);
+            book.begin_sheet("assignments", &cols.header())?;
+            each_assignment(&store, id, |user, rec, conv| book.row(&cols.row(user, rec, conv)))?;
+            summary_sheet(&mut book, &summary)?;
+            book.finish().map(drop)
+        }))
+    }
+
+    /// The per-arm summary as CSV, from the analytics.
+    pub fn export_summary_csv(&self, who: &Principal, id: Uuid) -> AppResult<String> {
+        let rows = summary_rows(&self.analytics(who, id)?);
+        let mut out = SUMMARY_HEADER.join(",");
+        out.push('\n');
+        for row in &rows {
+            csv_line(&mut out, row);
         }
         Ok(out)
+    }
+
+    /// A workbook with only the summary sheet (a few rows: built in memory).
+    pub fn export_summary_xlsx(&self, who: &Principal, id: Uuid) -> AppResult<Vec<u8>> {
+        let rows = summary_rows(&self.analytics(who, id)?);
+        let mut book = XlsxWriter::new(Vec::new());
+        summary_sheet(&mut book, &rows)
+            .and_then(|()| book.finish())
+            .map_err(|e| AppError::internal(format!("summary workbook: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_lines_quote_and_format_each_cell_type() {
+        let mut line = String::new();
+        csv_line(
+            &mut line,
+            &[
+                Cell::text("a,b"),
+                Cell::text("=1+1"),
+                Cell::Number(0.5),
+                Cell::Number(f64::NAN),
+                Cell::Int(7),
+                Cell::Bool(true),
+                Cell::Time(0),
+                Cell::Empty,
+            ],
+        );
+        assert_eq!(line, "\"a,b\",'=1+1,0.5,,7,true,1970-01-01T00:00:00Z,\n");
+    }
+
+    #[test]
+    fn the_sender_cuts_64k_chunks_and_fails_once_the_receiver_is_gone() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let mut out = ChunkSender { tx, buf: Vec::new() };
+        out.write_all(&[1; 1000]).unwrap();
+        assert!(rx.try_recv().is_err(), "small writes are gathered");
+        out.write_all(&vec![2; CHUNK_BYTES]).unwrap();
+        let chunk = rx.try_recv().expect("a chunk").expect("data");
+        assert_eq!(chunk.len(), CHUNK_BYTES + 1000);
+        drop(rx);
+        out.write_all(&[3; 10]).unwrap();
+        let e = out.flush().expect_err("nobody is listening");
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
     }
 }

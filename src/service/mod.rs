@@ -16,6 +16,7 @@ pub mod simulate;
 pub mod sticky;
 pub mod tracker;
 pub mod webhooks;
+pub mod xlsx;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

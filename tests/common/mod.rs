@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod xlsx_read;
+
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -158,6 +160,28 @@ impl TestApp {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         Self::finish(req.call())
+    }
+
+    /// A GET whose body is bytes (a download), with extra request headers.
+    pub fn get_bytes(
+        &self,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let mut req =
+            self.agent.get(self.url(path)).header("authorization", format!("Bearer {token}"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut r = req.call().expect("HTTP request failed at the transport level");
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let body = r.body_mut().with_config().limit(64 << 20).read_to_vec().expect("body");
+        (r.status().as_u16(), headers, body)
     }
 
     pub fn get_h(&self, path: &str, headers: &[(&str, &str)]) -> Res {
