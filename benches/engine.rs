@@ -23,7 +23,11 @@ fn decision(c: &mut Criterion) {
         StateKey::new(&[3u8; 32]),
         Default::default(),
         Default::default(),
-        WriterOptions { max_batch: 1024, refresh_interval: std::time::Duration::from_millis(100) },
+        WriterOptions {
+            max_batch: 1024,
+            max_queue: 100_000,
+            refresh_interval: std::time::Duration::from_millis(100),
+        },
     );
     let exp = uuid::Uuid::new_v4();
     let k = 10;

@@ -88,6 +88,9 @@ pub struct EngineConfig {
 pub struct WriterConfig {
     /// Most records committed in one transaction.
     pub max_batch: usize,
+    /// Most records waiting for the writer; past it new ones are refused with a 503 rather
+    /// than queued without bound (memory and latency would grow with the backlog).
+    pub max_queue: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,7 +144,7 @@ impl Default for Config {
                 loss_threshold: 0.001,
                 min_sample: 100,
             },
-            writer: WriterConfig { max_batch: 2048 },
+            writer: WriterConfig { max_batch: 2048, max_queue: 50_000 },
             webhooks: WebhooksConfig { allow_private: false, ca_file: String::new() },
             log: LogConfig { level: "info".into(), format: "text".into() },
         }
@@ -261,6 +264,9 @@ impl Config {
         }
         if self.writer.max_batch == 0 {
             return Err(bad("writer.max_batch", "must be at least 1"));
+        }
+        if self.writer.max_queue == 0 {
+            return Err(bad("writer.max_queue", "must be at least 1"));
         }
         if self.server.body_limit_bytes < 1024 {
             return Err(bad("server.body_limit_bytes", "must be at least 1024"));

@@ -167,7 +167,9 @@ impl AppError {
     /// The JSON body of API.md. In production a 5xx keeps its code but not its detail,
     /// since internal messages can name files, keys or queries.
     pub fn body(&self, production: bool) -> Value {
-        let hide = production && self.status() >= 500 && self.code != Code::StateUnreadable;
+        let hide = production
+            && self.status() >= 500
+            && !matches!(self.code, Code::StateUnreadable | Code::ServerBusy);
         let message = if hide { "internal server error".to_string() } else { self.message.clone() };
         let mut err = json!({ "code": self.code.as_str(), "message": message });
         if let (Some(d), false) = (&self.details, hide) {
@@ -192,7 +194,9 @@ impl From<crate::store::StoreError> for AppError {
                 AppError::new(Code::StateUnreadable, e.to_string())
             }
             crate::store::StoreError::Conflict(m) => AppError::new(Code::ExpNotRunning, m),
-            crate::store::StoreError::Locked(_) => AppError::new(Code::ServerBusy, e.to_string()),
+            crate::store::StoreError::Locked(_) | crate::store::StoreError::Busy(_) => {
+                AppError::new(Code::ServerBusy, e.to_string())
+            }
             other => AppError::internal(other.to_string()),
         }
     }

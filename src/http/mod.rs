@@ -57,6 +57,9 @@ impl IntoResponse for AppError {
                 .unwrap_or(1);
             res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         }
+        if self.code == Code::ServerBusy {
+            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(1));
+        }
         // The middleware renders the body, because only it knows the mode.
         res.extensions_mut().insert(self);
         res

@@ -69,6 +69,7 @@ impl Services {
         }
         let opts = WriterOptions {
             max_batch: config.writer.max_batch,
+            max_queue: config.writer.max_queue,
             refresh_interval: Duration::from_millis(config.engine.refresh_interval_ms),
         };
         let (writer, handle) = Writer::start(store.clone(), key, states, broken, opts);

@@ -305,9 +305,54 @@ impl Services {
 
 /// The delivery client: HTTP/1.1 over plain TCP or TLS, one connection pool for all hooks.
 pub type Client = hyper_util::client::legacy::Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    hyper_rustls::HttpsConnector<
+        hyper_util::client::legacy::connect::HttpConnector<GuardedResolver>,
+    >,
     Full<Bytes>,
 >;
+
+/// Resolves webhook hosts for the client and drops loopback and private addresses (unless
+/// `webhooks.allow_private`), so the address connected to is one that passed the check: a
+/// DNS answer that changes between the check and the connection cannot reach inside.
+/// (IP literals skip resolution; `check_target` refuses private ones before every delivery.)
+#[derive(Clone)]
+pub struct GuardedResolver {
+    allow_private: bool,
+}
+
+type Resolving = std::pin::Pin<
+    Box<dyn Future<Output = std::io::Result<std::vec::IntoIter<std::net::SocketAddr>>> + Send>,
+>;
+
+impl tower::Service<hyper_util::client::legacy::connect::dns::Name> for GuardedResolver {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Resolving;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let allow = self.allow_private;
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| allow || !private(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!("{name} resolves only to loopback or private addresses"),
+                ));
+            }
+            Ok(addrs.into_iter())
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -359,11 +404,17 @@ pub fn client(config: &WebhooksConfig) -> Result<Client, ClientError> {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots(&config.ca_file)?)
         .with_no_client_auth();
+    let mut http =
+        hyper_util::client::legacy::connect::HttpConnector::new_with_resolver(GuardedResolver {
+            allow_private: config.allow_private,
+        });
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(TIMEOUT));
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(http);
     Ok(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(connector))
 }
@@ -424,6 +475,19 @@ pub async fn run(services: Arc<Services>, client: Client) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_client_resolver_never_hands_out_private_addresses_unless_allowed() {
+        use std::str::FromStr;
+        use tower::Service;
+        let name =
+            || hyper_util::client::legacy::connect::dns::Name::from_str("localhost").unwrap();
+        let err = GuardedResolver { allow_private: false }.call(name()).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::PermissionDenied);
+        let ok: Vec<_> =
+            GuardedResolver { allow_private: true }.call(name()).await.unwrap().collect();
+        assert!(ok.iter().all(|a| a.ip().is_loopback()) && !ok.is_empty());
+    }
 
     #[test]
     fn targets_take_http_and_https_with_their_default_ports() {

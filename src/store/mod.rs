@@ -48,6 +48,8 @@ pub enum StoreError {
     Conflict(String),
     #[error("the store writer has stopped")]
     WriterGone,
+    #[error("{0} records are waiting to be written; try again shortly")]
+    Busy(usize),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

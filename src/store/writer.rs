@@ -9,6 +9,7 @@
 
 use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -120,10 +121,14 @@ enum Op {
 pub struct Writer {
     tx: Sender<Op>,
     live: Live,
+    /// Hot ops sent and not yet taken by the writer thread.
+    queued: Arc<AtomicUsize>,
+    max_queue: usize,
 }
 
 pub struct WriterOptions {
     pub max_batch: usize,
+    pub max_queue: usize,
     pub refresh_interval: Duration,
 }
 
@@ -322,7 +327,10 @@ impl Writer {
     ) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel();
         let live = Live::default();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let max_queue = opts.max_queue;
         let mut thread = Thread {
+            queued: queued.clone(),
             store,
             key,
             rx,
@@ -339,7 +347,7 @@ impl Writer {
             .name("samplit-writer".into())
             .spawn(move || thread.run())
             .expect("spawn the writer thread");
-        (Writer { tx, live }, handle)
+        (Writer { tx, live, queued, max_queue }, handle)
     }
 
     pub fn live(&self) -> &Live {
@@ -352,6 +360,16 @@ impl Writer {
         rx.await.map_err(|_| StoreError::WriterGone)?
     }
 
+    /// As `call`, for hot ops: refused at once when the backlog is full.
+    async fn call_hot<T>(&self, make: impl FnOnce(Reply<T>) -> Hot) -> StoreResult<T> {
+        let before = self.queued.fetch_add(1, Ordering::Relaxed);
+        if before >= self.max_queue {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(StoreError::Busy(before));
+        }
+        self.call(|reply| Op::Hot(make(reply))).await
+    }
+
     /// Records a new visitor's assignment (`arm` None: excluded), or returns the one
     /// already stored when another request got there first.
     pub async fn assign(
@@ -362,7 +380,7 @@ impl Writer {
         weights: Arc<Weights>,
         at: i64,
     ) -> StoreResult<AssignOutcome> {
-        self.call(|reply| Op::Hot(Hot::Assign { exp, user, arm, weights, at, reply })).await
+        self.call_hot(|reply| Hot::Assign { exp, user, arm, weights, at, reply }).await
     }
 
     pub async fn convert(
@@ -373,7 +391,7 @@ impl Writer {
         value: Option<f64>,
         at: i64,
     ) -> StoreResult<ConvertOutcome> {
-        self.call(|reply| Op::Hot(Hot::Convert { exp, user, goal, value, at, reply })).await
+        self.call_hot(|reply| Hot::Convert { exp, user, goal, value, at, reply }).await
     }
 
     /// Makes an experiment known to the writer (at start-up, or when it starts running).
@@ -405,6 +423,7 @@ impl Writer {
 }
 
 struct Thread {
+    queued: Arc<AtomicUsize>,
     store: Store,
     key: StateKey,
     rx: Receiver<Op>,
@@ -491,7 +510,10 @@ impl Thread {
     /// every op sees the effects of the ones sent before it.
     fn take(&mut self, op: Op, hot: &mut Vec<Hot>) {
         match op {
-            Op::Hot(h) => hot.push(h),
+            Op::Hot(h) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                hot.push(h)
+            }
             control => {
                 if !hot.is_empty() {
                     self.commit(std::mem::take(hot));
@@ -855,4 +877,61 @@ pub fn weight_history(store: &Store, exp: Uuid) -> StoreResult<Vec<(u32, Vec<f64
         out.push((k.value().1, ws));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A full backlog refuses new records at once instead of queueing them without bound,
+    /// and takes them again once the writer catches up.
+    #[tokio::test]
+    async fn a_full_backlog_refuses_hot_writes_until_it_drains() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let opts = WriterOptions {
+            max_batch: 16,
+            max_queue: 2,
+            refresh_interval: Duration::from_millis(100),
+        };
+        let (writer, _h) =
+            Writer::start(store, StateKey::new(&[5u8; 32]), HashMap::new(), HashSet::new(), opts);
+        let exp = Uuid::new_v4();
+        let meta = ExpMeta {
+            owner: Uuid::nil(),
+            arms: 2,
+            adaptive: false,
+            floor: 0.0,
+            burn_in: 0,
+            initial_weights: vec![0.5, 0.5],
+        };
+        writer.register(exp, meta).await.unwrap();
+        let weights = writer.live().get(exp).unwrap().weights.clone();
+        // Hold the writer thread so records pile up behind it.
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let w = writer.clone();
+        let hold = tokio::spawn(async move {
+            w.exec(move |_| {
+                let _ = held.recv();
+                Ok(serde_json::Value::Null)
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let assign = |user: &str| {
+            let (w, ws, user) = (writer.clone(), weights.clone(), user.to_string());
+            tokio::spawn(async move { w.assign(exp, user, Some(0), ws, 1).await })
+        };
+        let queued = [assign("a"), assign("b")];
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let refused = writer.assign(exp, "c".into(), Some(0), weights.clone(), 1).await;
+        assert!(matches!(refused, Err(StoreError::Busy(2))), "{refused:?}");
+        release.send(()).unwrap();
+        hold.await.unwrap().unwrap();
+        for q in queued {
+            assert!(matches!(q.await.unwrap(), Ok(AssignOutcome::New(_))));
+        }
+        let again = writer.assign(exp, "c".into(), Some(0), weights, 1).await;
+        assert!(matches!(again, Ok(AssignOutcome::New(_))), "{again:?}");
+    }
 }
