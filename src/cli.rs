@@ -276,16 +276,18 @@ pub enum ExportCommand {
         after_help = "Tables: experiments, experiment_elements, element_variants, experiment_arms, \
 assignments, conversions, audit_log (and samplit_export_state, the export's cursor).\n\n\
 Examples:\n  samplit export postgres --url postgres://samplit:secret@db.internal:5432/analytics\n  \
-SAMPLIT_EXPORT_URL=postgres://... samplit export postgres --schema samplit\n  \
-samplit export postgres --url postgres:///analytics?host=/var/run/postgresql --full"
+SAMPLIT_EXPORT_URL=postgres://... samplit export postgres --schema analytics\n  \
+samplit export postgres --url 'postgres://samplit@/analytics?host=/var/run/postgresql' --full\n\n\
+The server holding the data dir makes the connection: a socket path or localhost is the \
+server's."
     )]
     Postgres {
         /// postgres://user:password@host:port/database (or set SAMPLIT_EXPORT_URL, which
         /// keeps the password out of the process list)
         #[arg(long, env = "SAMPLIT_EXPORT_URL", hide_env_values = true)]
         url: String,
-        /// PostgreSQL schema to create the tables in
-        #[arg(long, default_value = "public")]
+        /// PostgreSQL schema to create the tables in (its own, so no table of yours is touched)
+        #[arg(long, default_value = "samplit")]
         schema: String,
         /// Send everything again instead of only what changed since the last export
         #[arg(long)]

@@ -116,6 +116,48 @@ fn postgres_export_is_complete_incremental_and_idempotent() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("schema"), "{err}");
     assert_eq!(count(&pg, "assignments"), 350);
+
+    // A schema with a table of one of our names that an export did not make is left alone.
+    pg.query("CREATE TABLE public.experiments (id uuid PRIMARY KEY, updated_at timestamptz)");
+    pg.query("INSERT INTO public.experiments VALUES (gen_random_uuid(), now())");
+    let (code, _, err) =
+        app.cli(&["export", "postgres", "--url", &url, "--schema", "public"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("did not create"), "{err}");
+    assert_eq!(count(&pg, "public.experiments"), 1);
+    assert_eq!(pg.value("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"), "1");
+
+    // The audit chain can be recomputed from SQL alone.
+    let entry = pg.query("SELECT entry, hash FROM audit_log ORDER BY seq LIMIT 1");
+    let v: serde_json::Value = serde_json::from_str(&entry[0][0]).unwrap();
+    assert_eq!(v["hash"].as_str().unwrap(), entry[0][1]);
+}
+
+/// A backup is another data set once it serves: its exports do not land on the original's.
+#[test]
+fn a_backup_copy_does_not_export_onto_the_originals_cursor() {
+    let Some(pg) = Postgres::start() else { return };
+    let app = TestApp::spawn();
+    let t = app.register("a@example.com");
+    let sk = app.site_key(&t);
+    let id = app.running_ab(&t, ab_body("copied"))["id"].as_str().unwrap().to_string();
+    for i in 0..10 {
+        app.assign(&sk, &id, &format!("u-{i}"));
+    }
+    let url = pg.url();
+    let out = tempfile::tempdir().unwrap();
+    let copy = out.path().join("copy");
+    let (code, o, e) = app.cli(&["backup", copy.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, o, e) = app.cli(&["export", "postgres", "--url", &url], None);
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, _, err) = common::run_cli(&["export", "postgres", "--url", &url], &copy, None, &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("another Samplit data set"), "{err}");
+    let args = ["export", "postgres", "--url", &url, "--schema", "copy"];
+    let (code, o, e) = common::run_cli(&args, &copy, None, &[]);
+    assert_eq!(code, 0, "{o}{e}");
+    assert_eq!(count(&pg, "copy.assignments"), 10);
 }
 
 /// A batch that fails is rolled back whole; the next run finishes the interrupted range

@@ -196,6 +196,7 @@ pub const AUDIT_LOG: Table = Table {
         col("data", "jsonb NOT NULL"),
         col("prev_hash", "text NOT NULL"),
         col("hash", "text NOT NULL"),
+        col("entry", "text NOT NULL"),
     ],
     key: &["owner_id", "seq"],
     constraints: &[],
@@ -299,7 +300,22 @@ pub fn experiment_rows(e: &Experiment) -> ExperimentRows {
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+    serde_json::to_value(v).map(|v| clean_json(&v)).unwrap_or_else(|_| "null".into())
+}
+
+/// JSON text PostgreSQL's jsonb accepts: it refuses `\u0000`, which names and contents may
+/// hold, so NUL becomes U+FFFD (keys too).
+pub fn clean_json(v: &Value) -> String {
+    fn clean(v: &Value) -> Value {
+        let fix = |s: &str| s.replace('\0', "\u{FFFD}");
+        match v {
+            Value::String(s) => Value::String(fix(s)),
+            Value::Array(a) => Value::Array(a.iter().map(clean).collect()),
+            Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (fix(k), clean(v))).collect()),
+            other => other.clone(),
+        }
+    }
+    clean(v).to_string()
 }
 
 fn arm_id(arms: Option<&[Arm]>, index: u16) -> Cell {
@@ -352,7 +368,8 @@ pub fn conversion_row(
     ]
 }
 
-/// An audit entry as `GET /audit` shows it, so the chain can be recomputed from SQL too.
+/// An audit entry as `GET /audit` shows it. `entry` is the stored JSON itself, so the chain
+/// can be recomputed from SQL: `hash = sha256(prev_hash || entry without "hash")`.
 pub fn audit_row(owner: u128, seq: u64, e: &Value) -> Vec<Cell> {
     let text = |k: &str| Cell::Text(e[k].as_str().unwrap_or_default().to_string());
     let at = e["at"]
@@ -372,9 +389,11 @@ pub fn audit_row(owner: u128, seq: u64, e: &Value) -> Vec<Cell> {
             .as_str()
             .and_then(|s| Uuid::parse_str(s).ok())
             .map_or(Cell::Null, Cell::Uuid),
-        Cell::Json(e["data"].to_string()),
+        Cell::Json(clean_json(&e["data"])),
         text("prev_hash"),
         text("hash"),
+        // jsonb reorders keys and `at` is re-rendered, so the hashed text travels as it is.
+        Cell::Text(e.to_string()),
     ]
 }
 
@@ -424,8 +443,9 @@ fn copy_escape(s: &str, out: &mut String) {
             '\t' => out.push_str("\\t"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
-            // PostgreSQL text cannot hold NUL; user ids come from the public tracker.
-            '\0' => {}
+            // PostgreSQL text cannot hold NUL. Input validation keeps it out of ids and goals;
+            // anything older is kept visible rather than dropped (which could merge keys).
+            '\0' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -474,7 +494,17 @@ mod tests {
         );
         assert_eq!(
             out,
-            "a\\tb\\nc\\\\d\\re\t\\N\tt\tNaN\t{00000000-0000-0000-0000-000000000000}\n"
+            "a\\tb\\nc\\\\d\\re\u{FFFD}\t\\N\tt\tNaN\t{00000000-0000-0000-0000-000000000000}\n"
+        );
+    }
+
+    #[test]
+    fn json_for_jsonb_has_no_nul_anywhere() {
+        let v = serde_json::json!({"a\u{0}": ["x\u{0}y", 1, {"k": "\u{0}"}], "b": "\\u0000"});
+        let out = clean_json(&v);
+        assert_eq!(
+            serde_json::from_str::<Value>(&out).unwrap(),
+            serde_json::json!({"a\u{FFFD}": ["x\u{FFFD}y", 1, {"k": "\u{FFFD}"}], "b": "\\u0000"})
         );
     }
 

@@ -273,12 +273,6 @@ impl Services {
             }
             _ => {}
         }
-        if t == Transition::Start {
-            // The writer must know the experiment before the first visitor can arrive.
-            self.writer.register(id, Entry::new(exp.clone()).meta()).await?;
-        }
-        let store = self.store.clone();
-        let saved = exp.clone();
         let action = match t {
             Transition::Start => "experiment.started",
             Transition::Pause => "experiment.paused",
@@ -289,6 +283,12 @@ impl Services {
         let d = Draft::new(who.id(), &who.user.email, action).experiment(id).data(data.clone());
         let events = self.deliveries(who.id(), action, id, &data)?;
         let queued = events.len();
+        if t == Transition::Start {
+            // The writer must know the experiment before the first visitor can arrive.
+            self.writer.register(id, Entry::new(exp.clone()).meta()).await?;
+        }
+        let store = self.store.clone();
+        let saved = exp.clone();
         if let Err(e) =
             super::blocking(move || Ok(store.put_experiment(&saved, &d, &events)?)).await
         {

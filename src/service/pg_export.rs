@@ -131,10 +131,13 @@ pub fn redacted(config: &tokio_postgres::Config) -> String {
     )
 }
 
+/// Marks the tables an export created, so it never writes into a same-named table of
+/// someone else's.
+const TAG: &str = "samplit export";
+
 fn create_sql(s: &str) -> String {
     let mut sql = format!(
-        "CREATE SCHEMA IF NOT EXISTS {s};
-         CREATE TABLE IF NOT EXISTS {s}.{STATE} (
+        "CREATE TABLE IF NOT EXISTS {s}.{STATE} (
            source_id uuid PRIMARY KEY,
            done_seq bigint NOT NULL,
            pending_seq bigint,
@@ -162,7 +165,59 @@ fn create_sql(s: &str) -> String {
             ));
         }
     }
+    for name in datasets::ALL.iter().map(|t| t.name).chain([STATE]) {
+        sql.push_str(&format!("COMMENT ON TABLE {s}.{name} IS '{TAG}';\n"));
+    }
     sql
+}
+
+/// Creates the schema and tables when missing, refusing a schema that already holds a table
+/// of one of our names that an export did not create.
+async fn prepare(client: &Client, schema: &str, s: &str) -> AppResult<()> {
+    let names: Vec<String> =
+        datasets::ALL.iter().map(|t| t.name.to_string()).chain([STATE.to_string()]).collect();
+    let found = client
+        .query(
+            "SELECT c.relname::text, coalesce(obj_description(c.oid, 'pg_class'), '') \
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = ANY($2)",
+            &[&schema, &names],
+        )
+        .await
+        .map_err(|e| target_err("reading the schema", &e))?;
+    for row in &found {
+        let (name, tag): (String, String) = (text(row, 0)?, text(row, 1)?);
+        if tag != TAG {
+            return Err(AppError::new(
+                Code::ExportTarget,
+                format!(
+                    "schema {schema} already has a table {name} that Samplit did not create; \
+                     export into another schema (--schema)"
+                ),
+            ));
+        }
+    }
+    // CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema exists.
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+        .await
+        .map_err(|e| target_err("reading the schema", &e))?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("CREATE SCHEMA {s}"))
+            .await
+            .map_err(|e| target_err("creating the schema", &e))?;
+    }
+    client.batch_execute(&create_sql(s)).await.map_err(|e| target_err("creating the tables", &e))
+}
+
+fn text(row: &tokio_postgres::Row, i: usize) -> AppResult<String> {
+    row.try_get(i).map_err(|e| target_err("reading the target", &e))
+}
+
+fn int(row: &tokio_postgres::Row, i: usize) -> AppResult<Option<i64>> {
+    row.try_get(i).map_err(|e| target_err("reading the target", &e))
 }
 
 /// Streams rows into a session temp table with COPY, then upserts them in one statement.
@@ -189,7 +244,7 @@ async fn upsert(tx: &Transaction<'_>, s: &str, t: &Table, rows: &[Vec<Cell>]) ->
     let n = tx
         .execute(
             &format!(
-                "INSERT INTO {s}.{name} ({cols}) SELECT {cols} FROM {tmp} \
+                "INSERT INTO {s}.{name} ({cols}) SELECT DISTINCT ON ({key}) {cols} FROM {tmp} \
                  ON CONFLICT ({key}) DO UPDATE SET {updates}",
                 name = t.name,
                 key = t.key.join(", "),
@@ -257,6 +312,9 @@ impl Services {
         }
         config.connect_timeout(Duration::from_secs(10));
         config.application_name("samplit-export");
+        // A target that stops answering fails the run (resumable) instead of hanging it.
+        config.keepalives_idle(Duration::from_secs(30));
+        config.tcp_user_timeout(Duration::from_secs(60));
         let target = redacted(&config);
         progress(json!({"phase": format!("connecting to {target}")}));
         let (client, connection) = config
@@ -275,17 +333,19 @@ impl Services {
             )
             .await
             .map_err(|e| target_err("locking the target", &e))?
-            .get(0);
+            .try_get(0)
+            .map_err(|e| target_err("locking the target", &e))?;
         if !lock {
             return Err(AppError::new(
                 Code::ExportTarget,
-                format!("another export into {target} schema {} is running", opts.schema),
+                format!(
+                    "another export into {target} schema {} is running (an export whose \
+                     command was interrupted goes on in the server until it ends)",
+                    opts.schema
+                ),
             ));
         }
-        client
-            .batch_execute(&create_sql(&s))
-            .await
-            .map_err(|e| target_err("creating the tables", &e))?;
+        prepare(&client, &opts.schema, &s).await?;
 
         let store = self.store.clone();
         let (source, (na, nc, nl)) =
@@ -309,6 +369,16 @@ impl Services {
         let resumed = cursor.pending.is_some();
         let store = self.store.clone();
         let upto = blocking(move || Ok(store.commit_seq()?)).await?;
+        let held = cursor.pending.as_ref().map_or(cursor.done, |p| p.upto);
+        if upto < held {
+            return Err(AppError::new(
+                Code::ExportTarget,
+                format!(
+                    "the target holds records up to commit {held} but this data set is at \
+                     {upto}; it went back in time (restored?): export into a fresh schema"
+                ),
+            ));
+        }
         // Experiments first: every assignment committed by `upto` belongs to one of them.
         run.sync_experiments(opts.full).await?;
         let done_after_pending = cursor.pending.as_ref().map_or(cursor.done, |p| p.upto);
@@ -367,23 +437,23 @@ impl Run<'_> {
             .map_err(|e| target_err("reading the export state", &e))?;
         let mut cursor = Cursor::default();
         for row in rows {
-            let source: String = row.get(0);
+            let source = text(&row, 0)?;
             if source != self.source {
                 return Err(AppError::new(
                     Code::ExportTarget,
                     format!(
-                        "this schema holds the export of another Samplit data set ({source}); \
-                         export into another --schema or database"
+                        "this schema holds the export of another Samplit data set ({source}; \
+                         a data dir restored from a backup counts as another); export into \
+                         another --schema or database"
                     ),
                 ));
             }
-            let done: i64 = row.get(1);
-            cursor.done = u64::try_from(done).unwrap_or(0);
-            let upto: Option<i64> = row.get(2);
-            let table: Option<String> = row.get(3);
-            let exp: Option<String> = row.get(4);
-            let user: Option<String> = row.get(5);
-            let goal: Option<String> = row.get(6);
+            cursor.done = u64::try_from(int(&row, 1)?.unwrap_or(0)).unwrap_or(0);
+            let opt = |i: usize| -> AppResult<Option<String>> {
+                row.try_get(i).map_err(|e| target_err("reading the export state", &e))
+            };
+            let upto = int(&row, 2)?;
+            let (table, exp, user, goal) = (opt(3)?, opt(4)?, opt(5)?, opt(6)?);
             let exp = exp.and_then(|e| uuid::Uuid::parse_str(&e).ok()).map(|u| u.as_u128());
             if let (Some(upto), Some(table)) = (upto, table) {
                 let hot = if table == "conversions" { Hot::Conversions } else { Hot::Assignments };
@@ -467,9 +537,9 @@ impl Run<'_> {
             )
             .await
             .map_err(|e| target_err("reading experiments", &e))?
-            .into_iter()
-            .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
-            .collect();
+            .iter()
+            .map(|r| Ok((text(r, 0)?, int(r, 1)?.unwrap_or(i64::MIN))))
+            .collect::<AppResult<_>>()?;
         let changed: Vec<_> = exps
             .iter()
             .filter(|e| full || have.get(&e.id.to_string()) != Some(&e.updated_at))
@@ -631,9 +701,9 @@ impl Run<'_> {
                 )
                 .await
                 .map_err(|e| target_err("reading the audit log", &e))?
-                .into_iter()
-                .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
-                .collect()
+                .iter()
+                .map(|r| Ok((text(r, 0)?, int(r, 1)?.unwrap_or(0))))
+                .collect::<AppResult<_>>()?
         };
         let batch = self.batch;
         let store = self.services.store.clone();

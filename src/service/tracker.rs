@@ -314,10 +314,8 @@ impl Services {
         {
             return Err(AppError::validation("value", "must be a finite number"));
         }
-        if let Some(g) = goal
-            && (g.is_empty() || g.chars().count() > 128)
-        {
-            return Err(AppError::validation("goal", "must be 1 to 128 characters"));
+        if let Some(g) = goal {
+            check_user_id("goal", g)?;
         }
         let owner = self.site_owner(site_key)?;
         let Some(entry) = self.catalog.get(exp).filter(|e| e.exp.owner == owner) else {

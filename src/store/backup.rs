@@ -109,7 +109,13 @@ impl Store {
             EVENT_MARKS,
         );
         let w = dst.begin_write()?;
-        w.open_table(META)?.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())?;
+        {
+            let mut meta = w.open_table(META)?;
+            meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())?;
+            // The copy lives on apart from the original: its commit numbers will repeat ones
+            // the original already gave out, so an export target must not mistake the two.
+            meta.insert(INSTANCE_KEY, uuid::Uuid::new_v4().as_bytes().as_slice())?;
+        }
         w.commit()?;
         Ok(rows)
     }

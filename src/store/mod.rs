@@ -499,46 +499,73 @@ fn migrate_v1_to_v2(w: &redb::WriteTransaction) -> StoreResult<()> {
 }
 
 /// Schema 5 stamps every assignment and conversion with the group commit that wrote it.
-/// Older records all count as commit 1, the first an export sends.
+/// Older records all count as commit 1, the first an export sends. One transaction (a crash
+/// leaves schema 4 whole), rewritten in chunks so memory stays flat on big files.
 fn migrate_v4_to_v5(w: &redb::WriteTransaction) -> StoreResult<()> {
     use records::{AssignmentRecV4, ConversionRecV4};
+    use std::ops::Bound;
+    const CHUNK: usize = 20_000;
+    let mut n = 0u64;
     let mut asg = w.open_table(ASSIGNMENTS)?;
-    let mut rows: Vec<((u128, String), Vec<u8>)> = Vec::new();
-    for row in asg.iter()? {
-        let (k, v) = row?;
-        let (exp, user) = k.value();
-        let o: AssignmentRecV4 =
-            postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e))?;
-        let rec = AssignmentRec {
-            id: o.id,
-            arm: o.arm,
-            weights_version: o.weights_version,
-            propensity: o.propensity,
-            at: o.at,
-            seq: 1,
+    let mut after: Option<(u128, String)> = None;
+    loop {
+        let mut rows: Vec<((u128, String), Vec<u8>)> = Vec::with_capacity(CHUNK);
+        let lower = match &after {
+            Some((e, u)) => Bound::Excluded((*e, u.as_str())),
+            None => Bound::Unbounded,
         };
-        rows.push(((exp, user.to_string()), postcard::to_allocvec(&rec).expect("serializes")));
-    }
-    for ((exp, user), bytes) in rows {
-        asg.insert((exp, user.as_str()), bytes.as_slice())?;
+        for row in asg.range::<(u128, &str)>((lower, Bound::Unbounded))?.take(CHUNK) {
+            let (k, v) = row?;
+            let (exp, user) = k.value();
+            let o: AssignmentRecV4 =
+                postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e))?;
+            let rec = AssignmentRec {
+                id: o.id,
+                arm: o.arm,
+                weights_version: o.weights_version,
+                propensity: o.propensity,
+                at: o.at,
+                seq: 1,
+            };
+            rows.push(((exp, user.to_string()), postcard::to_allocvec(&rec).expect("serializes")));
+        }
+        let Some((last, _)) = rows.last() else { break };
+        after = Some(last.clone());
+        n += rows.len() as u64;
+        for ((exp, user), bytes) in &rows {
+            asg.insert((*exp, user.as_str()), bytes.as_slice())?;
+        }
     }
     let mut conv = w.open_table(CONVERSIONS)?;
-    let mut rows: Vec<((u128, String, String), Vec<u8>)> = Vec::new();
-    for row in conv.iter()? {
-        let (k, v) = row?;
-        let (exp, user, goal) = k.value();
-        let o: ConversionRecV4 =
-            postcard::from_bytes(v.value()).map_err(|e| corrupt("conversions", e))?;
-        let rec = ConversionRec { arm: o.arm, value: o.value, at: o.at, seq: 1 };
-        rows.push((
-            (exp, user.to_string(), goal.to_string()),
-            postcard::to_allocvec(&rec).expect("serializes"),
-        ));
-    }
-    for ((exp, user, goal), bytes) in rows {
-        conv.insert((exp, user.as_str(), goal.as_str()), bytes.as_slice())?;
+    let mut after: Option<(u128, String, String)> = None;
+    loop {
+        let mut rows: Vec<((u128, String, String), Vec<u8>)> = Vec::with_capacity(CHUNK);
+        let lower = match &after {
+            Some((e, u, g)) => Bound::Excluded((*e, u.as_str(), g.as_str())),
+            None => Bound::Unbounded,
+        };
+        for row in conv.range::<(u128, &str, &str)>((lower, Bound::Unbounded))?.take(CHUNK) {
+            let (k, v) = row?;
+            let (exp, user, goal) = k.value();
+            let o: ConversionRecV4 =
+                postcard::from_bytes(v.value()).map_err(|e| corrupt("conversions", e))?;
+            let rec = ConversionRec { arm: o.arm, value: o.value, at: o.at, seq: 1 };
+            rows.push((
+                (exp, user.to_string(), goal.to_string()),
+                postcard::to_allocvec(&rec).expect("serializes"),
+            ));
+        }
+        let Some((last, _)) = rows.last() else { break };
+        after = Some(last.clone());
+        n += rows.len() as u64;
+        for ((exp, user, goal), bytes) in &rows {
+            conv.insert((*exp, user.as_str(), goal.as_str()), bytes.as_slice())?;
+        }
     }
     w.open_table(META)?.insert(COMMIT_SEQ_KEY, 1u64.to_le_bytes().as_slice())?;
+    if n > 0 {
+        tracing::info!(records = n, "stamped records with their commit (schema 5)");
+    }
     Ok(())
 }
 

@@ -107,14 +107,16 @@ impl Postgres {
         format!("postgres://samplit:{}@127.0.0.1:{}/postgres", self.password, self.port)
     }
 
-    /// Runs `sql` and returns every row as text (NULL as "NULL").
+    /// Runs `sql` (with the export's schema first on the search path) and returns every row
+    /// as text (NULL as "NULL").
     pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let (client, conn) =
                 tokio_postgres::connect(&self.url(), tokio_postgres::NoTls).await.expect("connect");
             tokio::spawn(conn);
-            let msgs = client.simple_query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let sql = format!("SET search_path TO samplit, public; {sql}");
+            let msgs = client.simple_query(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
             msgs.into_iter()
                 .filter_map(|m| match m {
                     tokio_postgres::SimpleQueryMessage::Row(r) => {
