@@ -56,13 +56,23 @@ async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<
             let progress = move |v: Value| drop(tx.send(v));
             let work = services.admin(req, &progress);
             tokio::pin!(work);
+            let mut caller_gone = false;
             let result = loop {
                 tokio::select! {
                     Some(p) = rx.recv() => {
+                        if caller_gone {
+                            continue;
+                        }
                         let mut out = json!({"progress": p}).to_string();
                         out.push('\n');
-                        // A caller that went away does not stop the command half-way.
-                        let _ = write.write_all(out.as_bytes()).await;
+                        // A caller that went away or stopped reading must not stall the
+                        // command half-way: its progress lines are dropped from then on.
+                        let sent = tokio::time::timeout(
+                            std::time::Duration::from_secs(2),
+                            write.write_all(out.as_bytes()),
+                        )
+                        .await;
+                        caller_gone = !matches!(sent, Ok(Ok(())));
                     }
                     result = &mut work => break result,
                 }
@@ -104,7 +114,13 @@ async fn exchange(
     let mut reader = BufReader::new(read);
     let v = loop {
         let mut answer = String::new();
-        (&mut reader).take(64 * MAX_LINE).read_line(&mut answer).await.map_err(io)?;
+        let n = (&mut reader).take(64 * MAX_LINE).read_line(&mut answer).await.map_err(io)?;
+        if n == 0 {
+            return Err(AppError::internal(
+                "the server closed the admin connection before answering (did it stop?); \
+                 check its log, and re-run the command",
+            ));
+        }
         let mut v: Value = serde_json::from_str(&answer)
             .map_err(|e| AppError::internal(format!("admin socket answered garbage: {e}")))?;
         match v.get_mut("progress") {

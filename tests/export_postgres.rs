@@ -209,6 +209,26 @@ fn an_interrupted_postgres_export_resumes_where_it_stopped() {
         "every assignment once"
     );
     assert_eq!(pg.value("SELECT pending_seq IS NULL FROM samplit_export_state"), "t");
+
+    // The same when the conversions are where it stops.
+    pg.query(
+        "CREATE TRIGGER poison BEFORE INSERT ON conversions FOR EACH ROW EXECUTE FUNCTION poison();",
+    );
+    for u in &users {
+        assert_eq!(app.convert(&sk, &id, u).status, 200);
+    }
+    let (code, _, err) = app.cli(&args, None);
+    assert_ne!(code, 0);
+    assert!(err.contains("poisoned row"), "{err}");
+    assert_eq!(count(&pg, "conversions"), 200, "whole batches only");
+    assert_eq!(pg.value("SELECT pending_table FROM samplit_export_state"), "conversions");
+    pg.query("DROP TRIGGER poison ON conversions");
+    let (code, out, err) = app.cli(&args, None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("finishing an interrupted run"), "{out}");
+    assert!(out.contains("0 assignments, 101 conversions"), "{out}");
+    assert_eq!(count(&pg, "conversions"), 301);
+    assert_eq!(pg.value("SELECT pending_seq IS NULL FROM samplit_export_state"), "t");
 }
 
 /// `samplit export csv` writes the same tables, from a running server and from a stopped one.

@@ -1,6 +1,7 @@
-//! `samplit export csv --out DIR`: the tables of the PostgreSQL export, one CSV file each,
-//! as of one commit. Each file is written under a temporary name and renamed when complete,
-//! so a reader never sees half a table.
+//! `samplit export csv --out DIR`: the tables of the PostgreSQL export, one CSV file each.
+//! Assignments and conversions are those committed when the dump starts; experiments and
+//! audit entries are read just after. Each file is written under a temporary name and
+//! renamed when complete, so a reader never sees half a table, and a failed run leaves none.
 
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ struct File {
     tmp: PathBuf,
     out: std::io::BufWriter<std::fs::File>,
     rows: u64,
+    done: bool,
 }
 
 impl File {
@@ -27,7 +29,7 @@ impl File {
         let path = dir.join(format!("{}.csv", t.name));
         let tmp = dir.join(format!(".{}.csv.partial", t.name));
         let f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, e))?;
-        let mut file = File { path, tmp, out: std::io::BufWriter::new(f), rows: 0 };
+        let mut file = File { path, tmp, out: std::io::BufWriter::new(f), rows: 0, done: false };
         let header: Vec<&str> = t.columns.iter().map(|c| c.name).collect();
         file.write(&format!("{}\n", header.join(",")))?;
         Ok(file)
@@ -44,11 +46,20 @@ impl File {
         self.write(&line)
     }
 
-    fn finish(self) -> AppResult<u64> {
-        let f = self.out.into_inner().map_err(|e| io_err(&self.tmp, e.into_error()))?;
-        f.sync_all().map_err(|e| io_err(&self.tmp, e))?;
+    fn finish(mut self) -> AppResult<u64> {
+        self.out.flush().map_err(|e| io_err(&self.tmp, e))?;
+        self.out.get_ref().sync_all().map_err(|e| io_err(&self.tmp, e))?;
         std::fs::rename(&self.tmp, &self.path).map_err(|e| io_err(&self.path, e))?;
+        self.done = true;
         Ok(self.rows)
+    }
+}
+
+impl Drop for File {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 
