@@ -39,6 +39,48 @@ pub struct ServerConfig {
     pub tracker_cors_origins: Vec<String>,
     /// Origins allowed to call the management API from a browser; empty allows same-origin only.
     pub api_cors_origins: Vec<String>,
+    /// Reverse proxies (IPs or CIDR ranges) whose `X-Forwarded-For` names the visitor.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// An address range such as `10.0.0.0/8`, `::1/128` or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (a, p) = match s.trim().split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s.trim(), None),
+        };
+        let addr: std::net::IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(Cidr { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        let ip = match ip {
+            IpAddr::V6(v) => v.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        let (a, b, bits) = match (self.addr, ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                (u128::from(a.to_bits()), u128::from(b.to_bits()), 32)
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => (a.to_bits(), b.to_bits(), 128),
+            _ => return false,
+        };
+        let shift = bits - u32::from(self.prefix);
+        shift >= bits || (a >> shift) == (b >> shift)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -122,6 +164,7 @@ impl Default for Config {
                 body_limit_bytes: 1024 * 1024,
                 tracker_cors_origins: vec!["*".into()],
                 api_cors_origins: vec![],
+                trusted_proxies: vec![],
             },
             auth: AuthConfig {
                 open_registration: false,
@@ -268,6 +311,12 @@ impl Config {
         if self.writer.max_queue == 0 {
             return Err(bad("writer.max_queue", "must be at least 1"));
         }
+        if let Some(p) = self.server.trusted_proxies.iter().find(|p| Cidr::parse(p).is_none()) {
+            return Err(bad(
+                "server.trusted_proxies",
+                &format!("{p:?} is not an IP address or range such as 10.0.0.0/8"),
+            ));
+        }
         if self.server.body_limit_bytes < 1024 {
             return Err(bad("server.body_limit_bytes", "must be at least 1024"));
         }
@@ -275,6 +324,11 @@ impl Config {
             return Err(bad("log.format", "must be `text` or `json`"));
         }
         Ok(())
+    }
+
+    /// The parsed `server.trusted_proxies` (validated at load).
+    pub fn trusted_proxies(&self) -> Vec<Cidr> {
+        self.server.trusted_proxies.iter().filter_map(|p| Cidr::parse(p)).collect()
     }
 
     pub fn production(&self) -> bool {
@@ -392,6 +446,21 @@ fn merge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cidr_ranges_match_what_they_cover() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains(ip("10.1.200.3")) && !c.contains(ip("10.2.0.1")));
+        assert!(c.contains(ip("::ffff:10.1.0.9")), "v4-mapped v6 counts as v4");
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
+        assert!(!Cidr::parse("127.0.0.1").unwrap().contains(ip("127.0.0.2")));
+        assert!(Cidr::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
+        for bad in ["10.0.0.0/33", "nope", "1.2.3.4/x", "::/129"] {
+            assert!(Cidr::parse(bad).is_none(), "{bad}");
+        }
+    }
 
     fn resolve(file: Option<&str>, env: &[(&str, &str)], o: Overrides) -> Result<Config, String> {
         let dir = tempfile::tempdir().unwrap();

@@ -706,3 +706,41 @@ fn demo_finds_the_hidden_best_combination() {
     assert_eq!(u(&a["visitors"]), 10_000);
     assert_eq!(a["arms"].as_array().unwrap().len(), 9);
 }
+
+/// Behind a trusted proxy each visitor has their own per-IP budget; from anyone else,
+/// `X-Forwarded-For` is ignored, so a client cannot mint fresh budgets by inventing it.
+#[test]
+fn per_ip_limits_see_through_trusted_proxies_only() {
+    let exhaust_then_switch = |app: &TestApp| {
+        let t = app.register("a@example.com");
+        let sk = app.site_key(&t);
+        let id = s(&app.running_ab(&t, ab_body("proxied"))["id"]).to_string();
+        let send = |xff: &str, user: &str| {
+            let body = json!({"site_key": sk, "experiment_id": id, "user_id": user});
+            app.send_h(
+                "POST",
+                "/api/v1/tracker/assign",
+                None,
+                &[("content-type", "application/json"), ("x-forwarded-for", xff)],
+                body.to_string().as_bytes(),
+            )
+            .status
+        };
+        let limited = (0..40).any(|i| send("203.0.113.7", &format!("a-{i}")) == 429);
+        assert!(limited, "one address runs out of budget");
+        send("198.51.100.9, 203.0.113.7", "b-1")
+    };
+    let behind = TestApp::spawn_with(&[
+        ("SAMPLIT_LIMITS__TRACKER_PER_IP", "1"),
+        ("SAMPLIT_SERVER__TRUSTED_PROXIES", "127.0.0.1"),
+    ]);
+    // The proxy appends the address it saw: the nearest untrusted hop is the visitor.
+    assert_eq!(exhaust_then_switch(&behind), 429, "203.0.113.7 is still the nearest hop");
+    let behind = TestApp::spawn_with(&[
+        ("SAMPLIT_LIMITS__TRACKER_PER_IP", "1"),
+        ("SAMPLIT_SERVER__TRUSTED_PROXIES", "127.0.0.0/8, 203.0.113.0/24"),
+    ]);
+    assert_eq!(exhaust_then_switch(&behind), 200, "another visitor, another budget");
+    let direct = TestApp::spawn_with(&[("SAMPLIT_LIMITS__TRACKER_PER_IP", "1")]);
+    assert_eq!(exhaust_then_switch(&direct), 429, "the header is not believed");
+}

@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use std::net::{IpAddr, SocketAddr};
 
 use super::AppState;
+use crate::config::Cidr;
 use crate::error::{AppError, Code};
 use crate::service::auth::Principal;
 
@@ -144,17 +145,46 @@ impl FromRequestParts<AppState> for Auth {
 /// The peer address of the connection.
 pub struct ClientIp(pub IpAddr);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
-        let ip = parts
+    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, AppError> {
+        let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        Ok(ClientIp(ip))
+        Ok(ClientIp(client_ip(peer, &parts.headers, &s.trusted_proxies)))
     }
+}
+
+/// The visitor behind trusted proxies: `X-Forwarded-For` read from the right (the nearest
+/// hop), skipping trusted proxies; the first other address is the visitor. Anything left of
+/// it was written by the visitor and is not believed. A garbled entry stops the walk.
+pub fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect();
+    let mut ip = peer;
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(a) => {
+                ip = a;
+                if !is_trusted(a) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    ip
 }
 
 /// `X-Samplit-Site-Key`, read without cloning the whole header map.
@@ -171,5 +201,25 @@ impl<S: Send + Sync> FromRequestParts<S> for SiteKeyHeader {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let mut h = axum::http::HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6, 1.2.3.4, 10.0.0.7".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("1.2.3.4"), "nearest untrusted hop");
+        assert_eq!(client_ip(ip("9.9.9.9"), &h, &trusted), ip("9.9.9.9"), "untrusted peer");
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &[]), ip("10.0.0.1"), "nothing trusted");
+        h.insert("x-forwarded-for", "1.2.3.4, garbage".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"), "garbled: the peer");
+        h.remove("x-forwarded-for");
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
     }
 }

@@ -31,6 +31,7 @@ pub struct AppState {
     pub services: Arc<Services>,
     pub limits: Arc<limits::Limits>,
     pub metrics: Arc<Metrics>,
+    pub trusted_proxies: Arc<Vec<crate::config::Cidr>>,
 }
 
 #[derive(Default)]
@@ -290,6 +291,7 @@ pub async fn serve(
     let state = AppState {
         limits: Arc::new(limits::Limits::new(&services.config.limits)),
         metrics: Arc::new(Metrics::default()),
+        trusted_proxies: Arc::new(services.config.trusted_proxies()),
         services,
     };
     let app = app(state);
