@@ -1,8 +1,9 @@
 //! The dashboard end to end in a real headless Chromium, as a new user meets it: the
 //! first-run page creates the admin, log out and in, create an experiment with the form,
 //! start it, traffic arrives through the tracker API, and the results page shows the arms,
-//! the recommendation and the charts — on a laptop (1280 px) and on a phone (390 px), with
-//! no horizontal overflow and no console errors. Screenshots land in target/screenshots/.
+//! the recommendation and the charts, and its data downloads as CSV and Excel — on a laptop
+//! (1280 px) and on a phone (390 px), with no horizontal overflow and no console errors.
+//! Screenshots land in target/screenshots/.
 
 #[path = "common/browser.rs"]
 mod browser;
@@ -381,6 +382,152 @@ async fn check_results(b: &Browser, arms: &[&str], visitors: usize, conversions:
     }
 }
 
+/// What a "Download" button produced: the Blob handed to `URL.createObjectURL` (size, type,
+/// the first line of its text, its line count, its first two bytes) and the name the
+/// temporary `<a download>` gave it. `install_download_spy` must have run on the page.
+async fn download_via(b: &Browser, button: &str) -> Value {
+    js(b, "window.__samplitBlobs.length = 0; window.__samplitSaves.length = 0; return null").await;
+    click(b, &format!("[data-testid=download] [data-testid={button}]")).await;
+    wait_js(
+        b,
+        "window.__samplitSaves.length === 1 && !document.querySelector('[data-testid=download] [aria-busy], [data-testid=download] [aria-disabled]')",
+        &format!("the {button} download"),
+    )
+    .await;
+    let script = "const done = arguments[arguments.length - 1]; \
+                  const { blob, url } = window.__samplitBlobs[0]; \
+                  Promise.all([blob.text(), blob.slice(0, 2).arrayBuffer()]).then(([text, head]) => { \
+                    const lines = text.split('\\n').filter(l => l.length > 0); \
+                    done({ size: blob.size, type: blob.type, first: lines[0] || '', lines: lines.length, \
+                           magic: String.fromCharCode(...new Uint8Array(head)), \
+                           name: window.__samplitSaves[0][0], \
+                           sameUrl: window.__samplitSaves[0][1] === url }); \
+                  }, (e) => done({ error: String(e) }));";
+    let v = b.client.execute_async(script, vec![]).await.expect("read the blob");
+    assert!(v.get("error").is_none(), "reading the {button} blob: {v}");
+    assert_eq!(v["sameUrl"], true, "the link saved the blob's object URL: {v}");
+    v
+}
+
+/// Wraps `URL.createObjectURL` to keep each Blob (and the URL made for it), and notes every
+/// click on an `<a download>` (its name and URL): the page side of a download, which
+/// headless Chrome makes hard to watch from outside.
+async fn install_download_spy(b: &Browser) {
+    js(
+        b,
+        "if (!window.__samplitBlobs) { \
+           window.__samplitBlobs = []; window.__samplitSaves = []; \
+           const make = URL.createObjectURL.bind(URL); \
+           URL.createObjectURL = (blob) => { const url = make(blob); window.__samplitBlobs.push({ blob, url }); return url; }; \
+           document.addEventListener('click', (e) => { const a = e.target.closest && e.target.closest('a[download]'); \
+             if (a) window.__samplitSaves.push([a.download, a.href]); }, true); } \
+         return null",
+    )
+    .await;
+}
+
+/// The three "Download" buttons of the results: the assignments as CSV (a header and one
+/// row per visitor), as a workbook (a zip), and the per-arm summary; each file is also
+/// saved by the browser under its own name. A failing export shows the API's error.
+async fn check_downloads(b: &Browser, id: &str, visitors: usize, arms: usize) {
+    install_download_spy(b).await;
+    let label = el(b, "[data-testid=download]").await.text().await.unwrap();
+    for want in ["Download", "Assignments (CSV)", "Assignments (Excel)", "Summary (CSV)"] {
+        assert!(label.contains(want), "the download control offers {want}: {label}");
+    }
+
+    let csv = download_via(b, "download-assignments-csv").await;
+    assert_eq!(csv["name"], format!("experiment-{id}.csv"), "{csv}");
+    assert!(csv["type"].as_str().unwrap().starts_with("text/csv"), "{csv}");
+    let first = csv["first"].as_str().unwrap();
+    assert!(
+        first.starts_with("user_id,assignment_id,assigned_at,arm_id,arm,"),
+        "CSV header: {csv}"
+    );
+    assert!(first.contains(",converted,"), "CSV header: {csv}");
+    assert_eq!(csv["lines"], visitors + 1, "a header and one row per visitor: {csv}");
+    wait_saved(b, &format!("experiment-{id}.csv"), csv["size"].as_u64().unwrap()).await;
+
+    let xlsx = download_via(b, "download-assignments-xlsx").await;
+    assert_eq!(xlsx["name"], format!("experiment-{id}.xlsx"), "{xlsx}");
+    assert_eq!(
+        xlsx["type"], "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "{xlsx}"
+    );
+    assert_eq!(xlsx["magic"], "PK", "a workbook is a zip: {xlsx}");
+    assert!(xlsx["size"].as_u64().unwrap() > 1000, "{xlsx}");
+
+    let summary = download_via(b, "download-summary-csv").await;
+    assert_eq!(summary["name"], format!("experiment-{id}-summary.csv"), "{summary}");
+    assert!(summary["first"].as_str().unwrap().starts_with("arm_id,arm,allocations,"), "{summary}");
+    assert_eq!(summary["lines"], arms + 1, "a header and one row per arm: {summary}");
+
+    // While an export runs its button is busy and the others wait; a failing export shows
+    // the API's error like every other action, and the control is usable again afterwards.
+    js(
+        b,
+        "const real = window.fetch; window.fetch = (url, init) => { window.fetch = real; \
+           return new Promise((resolve) => setTimeout(() => resolve(new Response( \
+             JSON.stringify({ error: { code: 'SERVER_BUSY', message: 'The server is busy' } }), \
+             { status: 503, headers: { 'Content-Type': 'application/json' } })), 1500)); }; return null",
+    )
+    .await;
+    click(b, "[data-testid=download] [data-testid=download-assignments-csv]").await;
+    let busy = wait_js(
+        b,
+        "(() => { const g = document.querySelector('[data-testid=download]'); \
+           const on = g.querySelector('[aria-busy=true]'); \
+           return on && [on.dataset.testid, !!on.querySelector('.spinner'), \
+             g.querySelectorAll('button[aria-disabled=true]').length, \
+             document.querySelector('[data-testid=download-status]').textContent]; })()",
+        "the busy download button",
+    )
+    .await;
+    assert_eq!(
+        busy,
+        json!(["download-assignments-csv", true, 3, "Preparing Assignments (CSV)…"]),
+        "busy state"
+    );
+    let toast = wait_js(
+        b,
+        "(() => { const t = document.querySelector('[data-testid=toast-error]'); return t && t.textContent; })()",
+        "the download error",
+    )
+    .await;
+    let toast = toast.as_str().unwrap();
+    assert!(
+        toast.contains("Could not download Assignments (CSV)")
+            && toast.contains("The server is busy")
+            && toast.contains("SERVER_BUSY"),
+        "{toast}"
+    );
+    wait_js(
+        b,
+        "!document.querySelector('[data-testid=download] [aria-busy], [data-testid=download] [aria-disabled]')",
+        "the download control to be usable again",
+    )
+    .await;
+    js(b, "document.querySelectorAll('.toast').forEach(t => t.remove()); return null").await;
+}
+
+/// The browser saved `name` (`size` bytes) in its download folder.
+async fn wait_saved(b: &Browser, name: &str, size: u64) {
+    let path = b.downloads.join(name);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == size) {
+            return;
+        }
+        if Instant::now() > deadline {
+            let seen: Vec<_> = std::fs::read_dir(&b.downloads)
+                .map(|d| d.flatten().map(|e| e.file_name()).collect())
+                .unwrap_or_default();
+            panic!("{name} ({size} bytes) was not saved; the download folder holds {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_user_creates_runs_and_judges_an_experiment_on_a_laptop() {
     let app = TestApp::spawn();
@@ -405,6 +552,8 @@ async fn a_new_user_creates_runs_and_judges_an_experiment_on_a_laptop() {
     check_results(&b, &["Control", "Friendly"], 400, conversions).await;
     assert_no_overflow(&b, "experiment page at 1280 px").await;
     full_screenshot(&b, "dashboard-1280-results").await;
+    check_downloads(&b, &id, 400, 2).await;
+    assert_no_console_errors(&b, "after the downloads").await;
 
     // The list shows it running, with its visitors and leader.
     click(&b, "[data-testid=nav-experiments]").await;

@@ -221,9 +221,33 @@ async fn export(
         .into_response())
 }
 
-/// A response body fed by an export running on a blocking thread.
+/// A response body fed by an export running on a blocking thread. The stream is fused: the
+/// gzip layer polls a body once more after its end (tower-http#732, for any client sending
+/// `Accept-Encoding: gzip`, i.e. every browser), and a bare `unfold` panics when polled then.
 fn streamed(rx: crate::service::export::Chunks) -> axum::body::Body {
-    axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    }))
+    use futures_util::StreamExt;
+    axum::body::Body::from_stream(
+        futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|chunk| (chunk, rx))
+        })
+        .fuse(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_streamed_export_stays_ended_when_polled_again() {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tx.send(Ok(b"user_id\n".to_vec())).await.unwrap();
+        drop(tx);
+        let mut body = super::streamed(rx);
+        let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(&first[..], b"user_id\n");
+        assert!(body.frame().await.is_none());
+        // What tower-http's compression does after the end: it must not panic.
+        assert!(body.frame().await.is_none());
+    }
 }

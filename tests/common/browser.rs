@@ -10,6 +10,9 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
+    /// Where the browser saves downloads (inside the temporary profile, never ~/Downloads).
+    #[allow(dead_code)] // not every test binary downloads
+    pub downloads: std::path::PathBuf,
 }
 
 fn free_port() -> u16 {
@@ -55,6 +58,8 @@ pub async fn launch(width: u32, height: u32) -> Option<Browser> {
         .spawn()
         .expect("start chromedriver");
     let profile = tempfile::tempdir().unwrap();
+    let downloads = profile.path().join("downloads");
+    std::fs::create_dir_all(&downloads).unwrap();
     let caps = json!({
         "browserName": "chrome",
         "goog:loggingPrefs": {"browser": "ALL"},
@@ -66,7 +71,11 @@ pub async fn launch(width: u32, height: u32) -> Option<Browser> {
                 "--no-first-run", "--disable-quic",
                 format!("--window-size={width},{height}"),
                 format!("--user-data-dir={}", profile.path().display()),
-            ]
+            ],
+            "prefs": {
+                "download.default_directory": downloads.display().to_string(),
+                "download.prompt_for_download": false,
+            }
         }
     });
     let caps = caps.as_object().unwrap().clone();
@@ -84,7 +93,7 @@ pub async fn launch(width: u32, height: u32) -> Option<Browser> {
             Err(e) => panic!("cannot start a browser session: {e}"),
         }
     };
-    Some(Browser { client, driver, _profile: profile })
+    Some(Browser { client, driver, _profile: profile, downloads })
 }
 
 impl Browser {

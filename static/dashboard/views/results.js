@@ -1,7 +1,8 @@
 // Results of one experiment: recommendation, SRM warning, per-arm table, posterior
 // densities, time series, and (multi-element) combinations heat map + main effects.
-import { h, mount, loading, errorPanel, emptyState } from '../dom.js';
-import { api } from '../api.js';
+import { h, mount, loading, errorPanel, emptyState, uid } from '../dom.js';
+import { api, download } from '../api.js';
+import { showError } from '../ui.js';
 import * as f from '../format.js';
 import { densityRange, densityCurve, probBest } from '../stats.js';
 import { mountChart, lineChart, stackedShareChart, heatmap, barList, legend, color } from '../charts.js';
@@ -264,6 +265,49 @@ function combinationsSection(a, exp, signal) {
       h('div', { class: 'effects', 'data-testid': 'main-effects' }, effects)) : null);
 }
 
+const EXPORTS = [
+  { key: 'assignments-csv', label: 'Assignments (CSV)', query: { format: 'csv' }, ext: 'csv' },
+  { key: 'assignments-xlsx', label: 'Assignments (Excel)', query: { format: 'xlsx' }, ext: 'xlsx' },
+  { key: 'summary-csv', label: 'Summary (CSV)', query: { format: 'csv', part: 'summary' }, ext: 'csv', summary: true },
+];
+
+/**
+ * "Download": the experiment's data as files (GET /experiments/{id}/export). The buttons
+ * fetch with the session's token; while one runs it shows busy and the others wait
+ * (aria-disabled rather than disabled, so keyboard focus stays on the button).
+ */
+export function downloadControl(exp) {
+  const labelId = uid('download');
+  const status = h('span', { class: 'visually-hidden', role: 'status', 'data-testid': 'download-status' });
+  const buttons = EXPORTS.map((x) => h('button', { type: 'button', class: 'btn btn-small', 'data-testid': `download-${x.key}` }, x.label));
+  let busy = false;
+  async function run(x, btn) {
+    if (busy) return;
+    busy = true;
+    buttons.forEach((b) => b.setAttribute('aria-disabled', 'true'));
+    btn.setAttribute('aria-busy', 'true');
+    const spinner = h('span', { class: 'spinner spinner-small', 'aria-hidden': 'true' });
+    btn.prepend(spinner);
+    status.textContent = `Preparing ${x.label}…`;
+    try {
+      const fallback = `experiment-${exp.id}${x.summary ? '-summary' : ''}.${x.ext}`;
+      const file = await download(`/experiments/${encodeURIComponent(exp.id)}/export`, x.query, fallback);
+      status.textContent = `Downloaded ${file.name}.`;
+    } catch (err) {
+      status.textContent = '';
+      showError(err, `Could not download ${x.label}`);
+    } finally {
+      busy = false;
+      spinner.remove();
+      btn.removeAttribute('aria-busy');
+      buttons.forEach((b) => b.removeAttribute('aria-disabled'));
+    }
+  }
+  buttons.forEach((btn, i) => btn.addEventListener('click', () => run(EXPORTS[i], btn)));
+  return h('div', { class: 'download', role: 'group', 'aria-labelledby': labelId, 'data-testid': 'download' },
+    h('span', { class: 'download-label', id: labelId }, 'Download'), buttons, status);
+}
+
 /**
  * Load and render the analytics for `exp` into `root`. Returns the analytics (or
  * null) so the page can offer the arms as winner choices.
@@ -284,7 +328,9 @@ export async function renderResults(root, exp, signal) {
   mount(root,
     srmWarning(a),
     h('section', { class: 'panel', 'data-testid': 'results' },
-      h('h2', null, 'Results'),
+      h('div', { class: 'section-head' }, h('h2', null, 'Results'),
+        // A draft has no data to export yet.
+        exp.status === 'draft' ? null : downloadControl(exp)),
       h('dl', { class: 'stats' },
         h('div', null, h('dt', null, 'Visitors'), h('dd', { 'data-testid': 'total-visitors' }, f.int(a.visitors))),
         h('div', null, h('dt', null, 'Conversions'), h('dd', { 'data-testid': 'total-conversions' }, f.int(a.conversions))),
