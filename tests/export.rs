@@ -128,3 +128,29 @@ fn xlsx_export_errors_are_json() {
     assert_eq!(book.rows("assignments").len(), 1);
     assert_eq!(book.rows("summary").len(), 3);
 }
+
+/// A browser asks for gzip: the streamed CSV must arrive whole through the compression layer
+/// (it once panicked when gzip polled the ended stream again, cutting the download short).
+#[test]
+fn csv_export_arrives_whole_when_gzipped() {
+    use std::io::Read;
+    let app = TestApp::spawn();
+    let t = app.register("a@example.com");
+    let sk = app.site_key(&t);
+    let id = app.running_ab(&t, ab_body("gzipped"))["id"].as_str().unwrap().to_string();
+    let users: Vec<String> = (0..3000).map(|i| format!("visitor-{i:05}")).collect();
+    let r = app.post(
+        "/api/v1/tracker/assign/batch",
+        None,
+        &json!({"site_key": sk, "experiment_id": id, "user_ids": users}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let path = format!("/api/v1/experiments/{id}/export?format=csv");
+    let (status, headers, bytes) = app.get_bytes(&path, &t, &[("accept-encoding", "gzip")]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-encoding"), Some("gzip"));
+    let mut csv = String::new();
+    flate2::read::GzDecoder::new(bytes.as_slice()).read_to_string(&mut csv).expect("whole gzip");
+    assert_eq!(csv.lines().count(), 3001, "header and every assignment");
+    assert!(csv.contains("visitor-02999,"));
+}
