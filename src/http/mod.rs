@@ -26,12 +26,24 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use crate::error::{AppError, Code};
 use crate::service::Services;
 
+/// What handlers share, behind one `Arc`: axum clones the state for every extraction, and
+/// one reference count (not one per field) is what those clones cost on the hot path.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+pub struct Shared {
     pub services: Arc<Services>,
-    pub limits: Arc<limits::Limits>,
+    pub limits: limits::Limits,
     pub metrics: Arc<Metrics>,
-    pub trusted_proxies: Arc<Vec<crate::config::Cidr>>,
+    pub trusted_proxies: Vec<crate::config::Cidr>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
 }
 
 #[derive(Default)]
@@ -288,12 +300,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState {
-        limits: Arc::new(limits::Limits::new(&services.config.limits)),
+    let state = AppState(Arc::new(Shared {
+        limits: limits::Limits::new(&services.config.limits),
         metrics: Arc::new(Metrics::default()),
-        trusted_proxies: Arc::new(services.config.trusted_proxies()),
+        trusted_proxies: services.config.trusted_proxies(),
         services,
-    };
+    }));
     let app = app(state);
     axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
