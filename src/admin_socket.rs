@@ -49,6 +49,7 @@ async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read.take(MAX_LINE)).read_line(&mut line).await?;
+    let mut caller_gone = false;
     let answer = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(req) => {
             tracing::info!(command = ?std::mem::discriminant(&req), "admin command over the socket");
@@ -56,7 +57,6 @@ async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<
             let progress = move |v: Value| drop(tx.send(v));
             let work = services.admin(req, &progress);
             tokio::pin!(work);
-            let mut caller_gone = false;
             let result = loop {
                 tokio::select! {
                     Some(p) = rx.recv() => {
@@ -84,10 +84,17 @@ async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<
         }
         Err(e) => json!({"ok": false, "error": {"code": "BAD_REQUEST", "message": e.to_string()}}),
     };
+    if caller_gone {
+        // Half a progress line may be on the socket: an answer after it would be garbage.
+        return Ok(());
+    }
     let mut out = answer.to_string();
     out.push('\n');
-    write.write_all(out.as_bytes()).await?;
-    write.shutdown().await
+    let sent = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        write.write_all(out.as_bytes()).await?;
+        write.shutdown().await
+    });
+    sent.await.unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// Sends a request to the server holding `data_dir`, or None when no server answers there.

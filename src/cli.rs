@@ -783,6 +783,8 @@ async fn restore(backup: &std::path::Path, force: bool, data: &DataArgs) -> Resu
         }
     }
     let store = crate::store::Store::open(&dir)?;
+    // Each restore starts a history of its own (see `Store::renew_instance_id`).
+    store.renew_instance_id()?;
     let rows = store.row_count()?;
     println!("restored {} into {} ({rows} rows)", backup.display(), dir.display());
     Ok(())

@@ -62,6 +62,13 @@ impl Cidr {
             Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
             None => max,
         };
+        // Addresses are compared as IPv4 when they are IPv4-mapped; so are ranges.
+        if let std::net::IpAddr::V6(v6) = addr
+            && let Some(v4) = v6.to_ipv4_mapped()
+            && prefix >= 96
+        {
+            return Some(Cidr { addr: v4.into(), prefix: prefix - 96 });
+        }
         Some(Cidr { addr, prefix })
     }
 
@@ -457,6 +464,7 @@ mod tests {
         assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
         assert!(!Cidr::parse("127.0.0.1").unwrap().contains(ip("127.0.0.2")));
         assert!(Cidr::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
+        assert!(Cidr::parse("::ffff:10.0.0.0/104").unwrap().contains(ip("10.1.2.3")));
         for bad in ["10.0.0.0/33", "nope", "1.2.3.4/x", "::/129"] {
             assert!(Cidr::parse(bad).is_none(), "{bad}");
         }

@@ -2,6 +2,7 @@
 //! its bucket; bursts of twice the rate are allowed.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -13,11 +14,15 @@ pub struct Limiter {
     rate: f64,
     burst: f64,
     per: &'static str,
-    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    /// Sharded by key so tracker requests on different cores rarely wait on one lock.
+    shards: Vec<Mutex<HashMap<String, (f64, Instant)>>>,
+    hasher: RandomState,
 }
 
-/// Above this many keys, idle buckets are dropped (a full bucket is the same as none).
-const MAX_KEYS: usize = 100_000;
+const SHARDS: usize = 16;
+/// Above this many keys in a shard, idle buckets are dropped (a full bucket is the same as
+/// none).
+const MAX_KEYS: usize = 100_000 / SHARDS;
 
 impl Limiter {
     pub fn per_second(rate: u32, per: &'static str) -> Limiter {
@@ -29,7 +34,13 @@ impl Limiter {
     }
 
     fn new(rate: f64, burst: f64, per: &'static str) -> Limiter {
-        Limiter { rate, burst, per, buckets: Mutex::new(HashMap::new()) }
+        Limiter {
+            rate,
+            burst,
+            per,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: RandomState::new(),
+        }
     }
 
     /// Checks `key()`, which is only built when the limit is on.
@@ -45,14 +56,19 @@ impl Limiter {
             return Ok(());
         }
         let now = Instant::now();
-        let Ok(mut m) = self.buckets.lock() else { return Ok(()) };
+        let shard = (self.hasher.hash_one(key) as usize) % SHARDS;
+        let Ok(mut m) = self.shards[shard].lock() else { return Ok(()) };
         if m.len() > MAX_KEYS {
             let (rate, burst) = (self.rate, self.burst);
             m.retain(|_, (tokens, at)| {
                 *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
             });
         }
-        let (tokens, at) = m.entry(key.to_string()).or_insert((self.burst, now));
+        // A known key (the usual case) costs no allocation.
+        if !m.contains_key(key) {
+            m.insert(key.to_string(), (self.burst, now));
+        }
+        let Some((tokens, at)) = m.get_mut(key) else { return Ok(()) };
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(self.burst);
         *at = now;
         if *tokens >= 1.0 {

@@ -63,8 +63,9 @@ impl Drop for File {
     }
 }
 
+/// Writing failed half-way (disk full, permissions changed): not the caller's input.
 fn io_err(p: &Path, e: std::io::Error) -> AppError {
-    AppError::validation("out", format!("{}: {e}", p.display()))
+    AppError::internal(format!("writing {}: {e}", p.display()))
 }
 
 impl Services {
@@ -74,13 +75,20 @@ impl Services {
         if !dir.is_absolute() {
             return Err(AppError::validation("out", "must be an absolute path"));
         }
-        if dir.exists() && !dir.is_dir() {
-            return Err(AppError::validation("out", format!("{out} is not a directory")));
-        }
-        std::fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
         let store = self.store.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-        let work = blocking(move || dump(&store, &dir, &move |v| drop(tx.send(v))));
+        let work = blocking(move || {
+            if dir.exists() && !dir.is_dir() {
+                return Err(AppError::validation(
+                    "out",
+                    format!("{} is not a directory", dir.display()),
+                ));
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                AppError::validation("out", format!("cannot create {}: {e}", dir.display()))
+            })?;
+            dump(&store, &dir, &move |v| drop(tx.send(v)))
+        });
         tokio::pin!(work);
         loop {
             tokio::select! {

@@ -330,10 +330,12 @@ impl Services {
         exp.updated_at = now_ms();
         let d = Draft::new(who.id(), &who.user.email, "experiment.archived").experiment(id);
         let events = self.deliveries(who.id(), "experiment.archived", id, &json!({}))?;
-        self.store.put_experiment(&exp, &d, &events)?;
+        let queued = events.len();
+        let (store, saved) = (self.store.clone(), exp.clone());
+        super::blocking(move || Ok(store.put_experiment(&saved, &d, &events)?)).await?;
         self.catalog.put(exp);
         tracing::info!(experiment = %id, "experiment archived");
-        self.deliveries_queued(events.len());
+        self.deliveries_queued(queued);
         Ok(())
     }
 }

@@ -143,8 +143,8 @@ fn create_sql(s: &str) -> String {
            pending_seq bigint,
            pending_table text,
            pending_experiment uuid,
-           pending_user text,
-           pending_goal text,
+           pending_user text, -- hex of the key's bytes
+           pending_goal text, -- hex
            exported_at timestamptz NOT NULL,
            samplit_version text NOT NULL);\n"
     );
@@ -453,7 +453,12 @@ impl Run<'_> {
                 row.try_get(i).map_err(|e| target_err("reading the export state", &e))
             };
             let upto = int(&row, 2)?;
-            let (table, exp, user, goal) = (opt(3)?, opt(4)?, opt(5)?, opt(6)?);
+            // Keys are stored hex-encoded: PostgreSQL text cannot hold every string we can.
+            let unhex = |v: Option<String>| {
+                v.and_then(|h| hex::decode(h).ok()).and_then(|b| String::from_utf8(b).ok())
+            };
+            let (table, exp) = (opt(3)?, opt(4)?);
+            let (user, goal) = (unhex(opt(5)?), unhex(opt(6)?));
             let exp = exp.and_then(|e| uuid::Uuid::parse_str(&e).ok()).map(|u| u.as_u128());
             if let (Some(upto), Some(table)) = (upto, table) {
                 let hot = if table == "conversions" { Hot::Conversions } else { Hot::Assignments };
@@ -483,11 +488,13 @@ impl Run<'_> {
     ) -> AppResult<()> {
         let (exp, user, goal) = match p {
             Some(Pending { table: Hot::Assignments, assignment: Some((e, u)), .. }) => {
-                (Some(uuid::Uuid::from_u128(*e).to_string()), Some(u.clone()), None)
+                (Some(uuid::Uuid::from_u128(*e).to_string()), Some(hex::encode(u)), None)
             }
-            Some(Pending { table: Hot::Conversions, conversion: Some((e, u, g)), .. }) => {
-                (Some(uuid::Uuid::from_u128(*e).to_string()), Some(u.clone()), Some(g.clone()))
-            }
+            Some(Pending { table: Hot::Conversions, conversion: Some((e, u, g)), .. }) => (
+                Some(uuid::Uuid::from_u128(*e).to_string()),
+                Some(hex::encode(u)),
+                Some(hex::encode(g)),
+            ),
             _ => (None, None, None),
         };
         let seq = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);

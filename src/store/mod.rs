@@ -187,7 +187,17 @@ impl Store {
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
 
-    /// The UUID naming this data set (kept by backups, new for a fresh data dir).
+    /// Gives the data set a new name. A restored copy goes on from an older commit than the
+    /// original (or another restore of the same backup) reached, so its commit numbers repeat
+    /// theirs: an export target must see it as another data set, never resume its cursor.
+    pub fn renew_instance_id(&self) -> StoreResult<()> {
+        let w = self.db.begin_write()?;
+        w.open_table(META)?.insert(INSTANCE_KEY, Uuid::new_v4().as_bytes().as_slice())?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// The UUID naming this data set (new for a fresh data dir, a backup, a restore).
     pub fn instance_id(&self) -> StoreResult<Uuid> {
         let b = self.meta_bytes(INSTANCE_KEY)?.unwrap_or_default();
         Uuid::from_slice(&b).map_err(|e| corrupt("meta", e))

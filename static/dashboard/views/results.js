@@ -276,7 +276,7 @@ const EXPORTS = [
  * fetch with the session's token; while one runs it shows busy and the others wait
  * (aria-disabled rather than disabled, so keyboard focus stays on the button).
  */
-export function downloadControl(exp) {
+export function downloadControl(exp, signal) {
   const labelId = uid('download');
   const status = h('span', { class: 'visually-hidden', role: 'status', 'data-testid': 'download-status' });
   const buttons = EXPORTS.map((x) => h('button', { type: 'button', class: 'btn btn-small', 'data-testid': `download-${x.key}` }, x.label));
@@ -291,10 +291,12 @@ export function downloadControl(exp) {
     status.textContent = `Preparing ${x.label}…`;
     try {
       const fallback = `experiment-${exp.id}${x.summary ? '-summary' : ''}.${x.ext}`;
-      const file = await download(`/experiments/${encodeURIComponent(exp.id)}/export`, x.query, fallback);
+      const file = await download(`/experiments/${encodeURIComponent(exp.id)}/export`, x.query, fallback, { signal });
       status.textContent = `Downloaded ${file.name}.`;
     } catch (err) {
       status.textContent = '';
+      // Leaving the page cancels the download; that is not an error to show.
+      if (signal && signal.aborted) return;
       showError(err, `Could not download ${x.label}`);
     } finally {
       busy = false;
@@ -330,7 +332,7 @@ export async function renderResults(root, exp, signal) {
     h('section', { class: 'panel', 'data-testid': 'results' },
       h('div', { class: 'section-head' }, h('h2', null, 'Results'),
         // A draft has no data to export yet.
-        exp.status === 'draft' ? null : downloadControl(exp)),
+        exp.status === 'draft' ? null : downloadControl(exp, signal)),
       h('dl', { class: 'stats' },
         h('div', null, h('dt', null, 'Visitors'), h('dd', { 'data-testid': 'total-visitors' }, f.int(a.visitors))),
         h('div', null, h('dt', null, 'Conversions'), h('dd', { 'data-testid': 'total-conversions' }, f.int(a.conversions))),
