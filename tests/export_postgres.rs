@@ -158,6 +158,14 @@ fn a_backup_copy_does_not_export_onto_the_originals_cursor() {
     let (code, o, e) = common::run_cli(&args, &copy, None, &[]);
     assert_eq!(code, 0, "{o}{e}");
     assert_eq!(count(&pg, "copy.assignments"), 10);
+
+    // Each restore of that backup is a data set of its own too.
+    let restored = out.path().join("restored");
+    let (code, o, e) = common::run_cli(&["restore", copy.to_str().unwrap()], &restored, None, &[]);
+    assert_eq!(code, 0, "{o}{e}");
+    let (code, _, err) = common::run_cli(&args, &restored, None, &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("another Samplit data set"), "{err}");
 }
 
 /// A batch that fails is rolled back whole; the next run finishes the interrupted range
