@@ -41,7 +41,7 @@ impl File {
 
     fn row(&mut self, cells: &[datasets::Cell]) -> AppResult<()> {
         let mut line = String::new();
-        datasets::csv_line(cells, &mut line);
+        super::cell::csv_line(&mut line, cells);
         self.rows += 1;
         self.write(&line)
     }

@@ -4,30 +4,12 @@
 //! describe the same data the same way.
 
 use serde_json::Value;
-use std::fmt::Write as _;
 use uuid::Uuid;
 
-use super::export::csv_field;
-use super::rfc3339;
+pub use super::cell::{Cell, copy_line};
 use crate::engine::model::{Arm, Experiment};
 use crate::store::PRIMARY_GOAL;
 use crate::store::records::{AssignmentRec, ConversionRec};
-
-/// One value of a row, typed so each output can write it its own way.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell {
-    Null,
-    Text(String),
-    Int(i64),
-    Float(f64),
-    Bool(bool),
-    /// Milliseconds since the epoch.
-    Time(i64),
-    Uuid(Uuid),
-    /// A JSON document, already serialized.
-    Json(String),
-    UuidList(Vec<Uuid>),
-}
 
 pub struct Column {
     pub name: &'static str,
@@ -214,39 +196,39 @@ fn name_of<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
-fn opt_text(s: &Option<String>) -> Cell {
-    s.as_ref().map_or(Cell::Null, |s| Cell::Text(s.clone()))
+fn opt_text(s: &Option<String>) -> Cell<'static> {
+    s.as_ref().map_or(Cell::Empty, |s| Cell::text(s.clone()))
 }
 
-fn opt_time(t: Option<i64>) -> Cell {
-    t.map_or(Cell::Null, Cell::Time)
+fn opt_time(t: Option<i64>) -> Cell<'static> {
+    t.map_or(Cell::Empty, Cell::Time)
 }
 
 /// An experiment's rows in the experiments, elements, variants and arms tables.
 pub struct ExperimentRows {
-    pub experiment: Vec<Cell>,
-    pub elements: Vec<Vec<Cell>>,
-    pub variants: Vec<Vec<Cell>>,
-    pub arms: Vec<Vec<Cell>>,
+    pub experiment: Vec<Cell<'static>>,
+    pub elements: Vec<Vec<Cell<'static>>>,
+    pub variants: Vec<Vec<Cell<'static>>>,
+    pub arms: Vec<Vec<Cell<'static>>>,
 }
 
 pub fn experiment_rows(e: &Experiment) -> ExperimentRows {
     let experiment = vec![
         Cell::Uuid(e.id),
         Cell::Uuid(e.owner),
-        Cell::Text(e.name.clone()),
-        Cell::Text(e.description.clone()),
-        Cell::Text(name_of(&e.exp_type)),
-        Cell::Text(name_of(&e.allocation)),
-        Cell::Text(name_of(&e.status)),
-        Cell::Float(e.traffic_allocation),
+        Cell::text(e.name.clone()),
+        Cell::text(e.description.clone()),
+        Cell::text(name_of(&e.exp_type)),
+        Cell::text(name_of(&e.allocation)),
+        Cell::text(name_of(&e.status)),
+        Cell::Number(e.traffic_allocation),
         opt_text(&e.target_url),
-        e.goal.as_ref().map_or(Cell::Null, |g| Cell::Json(json_text(g))),
-        e.goal.as_ref().map_or(Cell::Null, |g| Cell::Text(g.key().to_string())),
-        Cell::Float(e.floor),
+        e.goal.as_ref().map_or(Cell::Empty, |g| Cell::Json(json_text(g))),
+        e.goal.as_ref().map_or(Cell::Empty, |g| Cell::text(g.key().to_string())),
+        Cell::Number(e.floor),
         Cell::Int(i64::try_from(e.burn_in).unwrap_or(i64::MAX)),
-        Cell::Text(e.seed.clone()),
-        e.winner_variant_id.map_or(Cell::Null, Cell::Uuid),
+        Cell::text(e.seed.clone()),
+        e.winner_variant_id.map_or(Cell::Empty, Cell::Uuid),
         Cell::Time(e.created_at),
         Cell::Time(e.updated_at),
         opt_time(e.started_at),
@@ -260,7 +242,7 @@ pub fn experiment_rows(e: &Experiment) -> ExperimentRows {
             Cell::Uuid(el.id),
             Cell::Uuid(e.id),
             Cell::Int(i as i64),
-            Cell::Text(el.name.clone()),
+            Cell::text(el.name.clone()),
             opt_text(&el.selector),
         ]);
         for (j, v) in el.variants.iter().enumerate() {
@@ -269,9 +251,9 @@ pub fn experiment_rows(e: &Experiment) -> ExperimentRows {
                 Cell::Uuid(el.id),
                 Cell::Uuid(e.id),
                 Cell::Int(j as i64),
-                Cell::Text(v.name.clone()),
+                Cell::text(v.name.clone()),
                 Cell::Bool(v.is_control),
-                Cell::Float(v.weight),
+                Cell::Number(v.weight),
                 Cell::Json(json_text(&v.content)),
             ]);
         }
@@ -289,8 +271,8 @@ pub fn experiment_rows(e: &Experiment) -> ExperimentRows {
             vec![
                 Cell::Uuid(e.id),
                 Cell::Int(a.index as i64),
-                Cell::Text(a.id.clone()),
-                Cell::Text(a.name.clone()),
+                Cell::text(a.id.clone()),
+                Cell::text(a.name.clone()),
                 Cell::Bool(a.is_control),
                 Cell::UuidList(ids),
             ]
@@ -318,8 +300,8 @@ pub fn clean_json(v: &Value) -> String {
     clean(v).to_string()
 }
 
-fn arm_id(arms: Option<&[Arm]>, index: u16) -> Cell {
-    arms.and_then(|a| a.get(usize::from(index))).map_or(Cell::Null, |a| Cell::Text(a.id.clone()))
+fn arm_id(arms: Option<&[Arm]>, index: u16) -> Cell<'static> {
+    arms.and_then(|a| a.get(usize::from(index))).map_or(Cell::Empty, |a| Cell::text(a.id.clone()))
 }
 
 /// `arms` is None when the experiment is gone from the store.
@@ -328,21 +310,21 @@ pub fn assignment_row(
     user: &str,
     rec: &AssignmentRec,
     arms: Option<&[Arm]>,
-) -> Vec<Cell> {
+) -> Vec<Cell<'static>> {
     let (index, id) = if rec.excluded() {
-        (Cell::Null, Cell::Null)
+        (Cell::Empty, Cell::Empty)
     } else {
         (Cell::Int(i64::from(rec.arm)), arm_id(arms, rec.arm))
     };
     vec![
         Cell::Uuid(Uuid::from_u128(exp)),
-        Cell::Text(user.to_string()),
+        Cell::text(user.to_string()),
         Cell::Uuid(Uuid::from_u128(rec.id)),
         index,
         id,
         Cell::Bool(rec.excluded()),
         Cell::Int(i64::from(rec.weights_version)),
-        Cell::Float(rec.propensity),
+        Cell::Number(rec.propensity),
         Cell::Time(rec.at),
         Cell::Int(i64::try_from(rec.seq).unwrap_or(i64::MAX)),
     ]
@@ -354,15 +336,15 @@ pub fn conversion_row(
     goal: &str,
     rec: &ConversionRec,
     arms: Option<&[Arm]>,
-) -> Vec<Cell> {
+) -> Vec<Cell<'static>> {
     vec![
         Cell::Uuid(Uuid::from_u128(exp)),
-        Cell::Text(user.to_string()),
-        Cell::Text(goal.to_string()),
+        Cell::text(user.to_string()),
+        Cell::text(goal.to_string()),
         Cell::Bool(goal == PRIMARY_GOAL),
         Cell::Int(i64::from(rec.arm)),
         arm_id(arms, rec.arm),
-        rec.value.map_or(Cell::Null, Cell::Float),
+        rec.value.map_or(Cell::Empty, Cell::Number),
         Cell::Time(rec.at),
         Cell::Int(i64::try_from(rec.seq).unwrap_or(i64::MAX)),
     ]
@@ -370,8 +352,8 @@ pub fn conversion_row(
 
 /// An audit entry as `GET /audit` shows it. `entry` is the stored JSON itself, so the chain
 /// can be recomputed from SQL: `hash = sha256(prev_hash || entry without "hash")`.
-pub fn audit_row(owner: u128, seq: u64, e: &Value) -> Vec<Cell> {
-    let text = |k: &str| Cell::Text(e[k].as_str().unwrap_or_default().to_string());
+pub fn audit_row(owner: u128, seq: u64, e: &Value) -> Vec<Cell<'static>> {
+    let text = |k: &str| Cell::text(e[k].as_str().unwrap_or_default().to_string());
     let at = e["at"]
         .as_str()
         .and_then(|s| {
@@ -388,91 +370,13 @@ pub fn audit_row(owner: u128, seq: u64, e: &Value) -> Vec<Cell> {
         e["experiment_id"]
             .as_str()
             .and_then(|s| Uuid::parse_str(s).ok())
-            .map_or(Cell::Null, Cell::Uuid),
+            .map_or(Cell::Empty, Cell::Uuid),
         Cell::Json(clean_json(&e["data"])),
         text("prev_hash"),
         text("hash"),
         // jsonb reorders keys and `at` is re-rendered, so the hashed text travels as it is.
-        Cell::Text(e.to_string()),
+        Cell::text(e.to_string()),
     ]
-}
-
-fn float_text(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".into()
-    } else if f.is_infinite() {
-        if f > 0.0 { "Infinity".into() } else { "-Infinity".into() }
-    } else {
-        f.to_string()
-    }
-}
-
-/// Appends a row in PostgreSQL's COPY text format (tab-separated, `\N` for NULL).
-pub fn copy_line(cells: &[Cell], out: &mut String) {
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push('\t');
-        }
-        match c {
-            Cell::Null => out.push_str("\\N"),
-            Cell::Text(s) | Cell::Json(s) => copy_escape(s, out),
-            Cell::Int(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Cell::Float(f) => out.push_str(&float_text(*f)),
-            Cell::Bool(b) => out.push_str(if *b { "t" } else { "f" }),
-            Cell::Time(ms) => out.push_str(&rfc3339(*ms)),
-            Cell::Uuid(u) => {
-                let _ = write!(out, "{u}");
-            }
-            Cell::UuidList(ids) => out.push_str(&uuid_array(ids)),
-        }
-    }
-    out.push('\n');
-}
-
-fn uuid_array(ids: &[Uuid]) -> String {
-    let inner: Vec<String> = ids.iter().map(Uuid::to_string).collect();
-    format!("{{{}}}", inner.join(","))
-}
-
-fn copy_escape(s: &str, out: &mut String) {
-    for ch in s.chars() {
-        match ch {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            // PostgreSQL text cannot hold NUL. Input validation keeps it out of ids and goals;
-            // anything older is kept visible rather than dropped (which could merge keys).
-            '\0' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Appends a row as CSV (RFC 4180; empty for NULL; times as RFC 3339).
-pub fn csv_line(cells: &[Cell], out: &mut String) {
-    for (i, c) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        match c {
-            Cell::Null => {}
-            Cell::Text(s) | Cell::Json(s) => out.push_str(&csv_field(s)),
-            Cell::Int(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Cell::Float(f) => out.push_str(&float_text(*f)),
-            Cell::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-            Cell::Time(ms) => out.push_str(&rfc3339(*ms)),
-            Cell::Uuid(u) => {
-                let _ = write!(out, "{u}");
-            }
-            Cell::UuidList(ids) => out.push_str(&csv_field(&uuid_array(ids))),
-        }
-    }
-    out.push('\n');
 }
 
 #[cfg(test)]
@@ -484,10 +388,10 @@ mod tests {
         let mut out = String::new();
         copy_line(
             &[
-                Cell::Text("a\tb\nc\\d\re\0".into()),
-                Cell::Null,
+                Cell::text("a\tb\nc\\d\re\0"),
+                Cell::Empty,
                 Cell::Bool(true),
-                Cell::Float(f64::NAN),
+                Cell::Number(f64::NAN),
                 Cell::UuidList(vec![Uuid::nil()]),
             ],
             &mut out,
@@ -511,7 +415,10 @@ mod tests {
     #[test]
     fn csv_quotes_and_defuses_formulas() {
         let mut out = String::new();
-        csv_line(&[Cell::Text("=1+1".into()), Cell::Text("a,b".into()), Cell::Null], &mut out);
+        super::super::cell::csv_line(
+            &mut out,
+            &[Cell::text("=1+1"), Cell::text("a,b"), Cell::Empty],
+        );
         assert_eq!(out, "'=1+1,\"a,b\",\n");
     }
 

@@ -5,16 +5,16 @@
 //! Both formats build their rows as [`Cell`]s in one place, so the columns cannot drift apart.
 
 use serde_json::Value;
-use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::Services;
 use super::auth::Principal;
 use super::catalog::Entry;
-use super::xlsx::{Cell, XlsxWriter};
-use super::{Services, rfc3339};
+use super::cell::{Cell, csv_field, csv_line};
+use super::xlsx::XlsxWriter;
 use crate::engine::model::Arm;
 use crate::error::{AppError, AppResult};
 use crate::store::Store;
@@ -39,43 +39,6 @@ const SUMMARY_HEADER: [&str; 12] = [
     "lift_vs_control",
     "traffic_weight",
 ];
-
-/// Quotes a CSV field when it needs it (RFC 4180).
-/// Values starting like a formula are prefixed with `'`, since user ids come from the public
-/// tracker and spreadsheets would run them. (XLSX needs no such prefix: an inline string is
-/// never read as a formula.)
-pub fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s }
-}
-
-/// Appends one CSV line. Timestamps are RFC 3339; numbers that are not finite stay empty.
-fn csv_line(out: &mut String, cells: &[Cell]) {
-    for (i, cell) in cells.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        match cell {
-            Cell::Text(s) => out.push_str(&csv_field(s)),
-            Cell::Number(v) if v.is_finite() => {
-                let _ = write!(out, "{v}");
-            }
-            Cell::Int(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Cell::Bool(b) => {
-                let _ = write!(out, "{b}");
-            }
-            Cell::Time(ms) => out.push_str(&rfc3339(*ms)),
-            Cell::Number(_) | Cell::Empty => {}
-        }
-    }
-    out.push('\n');
-}
 
 /// The columns of the assignments export, from the experiment's definition.
 struct Assignments {

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod analytics;
 pub mod auth;
 pub mod catalog;
+pub mod cell;
 pub mod csv_dump;
 pub mod datasets;
 pub mod demo;

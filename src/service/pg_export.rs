@@ -221,7 +221,12 @@ fn int(row: &tokio_postgres::Row, i: usize) -> AppResult<Option<i64>> {
 }
 
 /// Streams rows into a session temp table with COPY, then upserts them in one statement.
-async fn upsert(tx: &Transaction<'_>, s: &str, t: &Table, rows: &[Vec<Cell>]) -> AppResult<u64> {
+async fn upsert(
+    tx: &Transaction<'_>,
+    s: &str,
+    t: &Table,
+    rows: &[Vec<Cell<'_>>],
+) -> AppResult<u64> {
     if rows.is_empty() {
         return Ok(0);
     }
@@ -260,7 +265,7 @@ async fn upsert(tx: &Transaction<'_>, s: &str, t: &Table, rows: &[Vec<Cell>]) ->
 async fn copy_rows(
     tx: &Transaction<'_>,
     stmt: &str,
-    rows: &[Vec<Cell>],
+    rows: &[Vec<Cell<'_>>],
 ) -> Result<(), tokio_postgres::Error> {
     let sink = tx.copy_in::<_, Bytes>(stmt).await?;
     let mut sink = Box::pin(sink);
@@ -606,7 +611,7 @@ impl Run<'_> {
                 self.scanned += page.scanned;
                 after = page.last.clone();
                 if !page.rows.is_empty() || page.done {
-                    let rows: Vec<Vec<Cell>> = page
+                    let rows: Vec<Vec<Cell<'static>>> = page
                         .rows
                         .iter()
                         .map(|((e, u), r)| {
@@ -656,7 +661,7 @@ impl Run<'_> {
             self.scanned += page.scanned;
             after = page.last.clone();
             if !page.rows.is_empty() || page.done {
-                let rows: Vec<Vec<Cell>> = page
+                let rows: Vec<Vec<Cell<'static>>> = page
                     .rows
                     .iter()
                     .map(|((e, u, g), r)| {
@@ -724,7 +729,7 @@ impl Run<'_> {
                 let st = store.clone();
                 let page = blocking(move || Ok(st.audit_page(owner, after, batch)?)).await?;
                 let Some(&(last, _)) = page.last() else { break };
-                let rows: Vec<Vec<Cell>> =
+                let rows: Vec<Vec<Cell<'static>>> =
                     page.iter().map(|(seq, e)| datasets::audit_row(owner, *seq, e)).collect();
                 let tx =
                     self.client.transaction().await.map_err(|e| target_err("beginning", &e))?;

@@ -7,12 +7,13 @@
 //! Strings are inline (`t="inlineStr"`): a shared-strings table would have to be held in
 //! memory until the end.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
+
+pub use super::cell::Cell;
 
 pub const CONTENT_TYPE: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
 
@@ -39,25 +40,6 @@ const DOS_TIME: u16 = 0;
 const FLAG_DESCRIPTOR: u16 = 1 << 3;
 const METHOD_DEFLATE: u16 = 8;
 const VERSION_NEEDED: u16 = 20;
-
-/// One spreadsheet cell.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Cell<'a> {
-    Text(Cow<'a, str>),
-    /// NaN and infinities become an empty cell: a spreadsheet has no number for them.
-    Number(f64),
-    Int(i64),
-    Bool(bool),
-    /// Milliseconds since the Unix epoch (UTC), shown as a date-time.
-    Time(i64),
-    Empty,
-}
-
-impl<'a> Cell<'a> {
-    pub fn text(s: impl Into<Cow<'a, str>>) -> Self {
-        Cell::Text(s.into())
-    }
-}
 
 /// A finished entry, for the central directory.
 struct Entry {
@@ -205,7 +187,9 @@ impl<W: Write> XlsxWriter<W> {
                 _ => None,
             };
             let attrs = match cell {
-                Cell::Text(_) => r#" t="inlineStr""#,
+                Cell::Text(_) | Cell::Uuid(_) | Cell::Json(_) | Cell::UuidList(_) => {
+                    r#" t="inlineStr""#
+                }
                 Cell::Number(v) if v.is_finite() => "",
                 Cell::Int(_) => "",
                 Cell::Bool(_) => r#" t="b""#,
@@ -217,8 +201,9 @@ impl<W: Write> XlsxWriter<W> {
             column_name(&mut xml, i);
             let _ = write!(xml, r#"{r}"{attrs}>"#);
             match cell {
-                Cell::Text(s) => {
-                    let s = truncate_chars(s, EXCEL_MAX_CELL_CHARS);
+                Cell::Text(_) | Cell::Uuid(_) | Cell::Json(_) | Cell::UuidList(_) => {
+                    let text = cell.as_text().unwrap_or_default();
+                    let s = truncate_chars(&text, EXCEL_MAX_CELL_CHARS);
                     let ws = [' ', '\t', '\n', '\r'];
                     if s.starts_with(ws) || s.ends_with(ws) {
                         xml.push_str(r#"<is><t xml:space="preserve">"#);
