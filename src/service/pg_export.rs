@@ -593,17 +593,39 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// One batch, one transaction: the rows, and with `cursor` the export state `(done,
+    /// pending)` that says where the next batch starts. Returns the rows written.
+    async fn commit_batch(
+        &mut self,
+        table: &Table,
+        rows: &[Vec<Cell<'_>>],
+        cursor: Option<(u64, Option<&Pending>)>,
+    ) -> AppResult<u64> {
+        let tx = self.client.transaction().await.map_err(|e| target_err("beginning", &e))?;
+        let n = upsert(&tx, &self.s, table, rows).await?;
+        if let Some((done, pending)) = cursor {
+            Self::save_cursor(&self.s, &self.source, &tx, done, pending).await?;
+        }
+        tx.commit().await.map_err(|e| target_err(&format!("committing {}", table.name), &e))?;
+        Ok(n)
+    }
+
     /// Exports the assignments, then the conversions, committed in `range`, from where an
     /// interrupted run stopped when `from` says so.
     async fn pass(&mut self, range: SeqRange, from: Option<Pending>) -> AppResult<()> {
         let start = from.as_ref().map_or(Hot::Assignments, |p| p.table);
         let batch = self.batch;
         let store = self.services.store.clone();
+        let pending = |table, assignment, conversion| Pending {
+            upto: range.upto,
+            table,
+            assignment,
+            conversion,
+        };
         if start == Hot::Assignments {
             let mut after = from.as_ref().and_then(|p| p.assignment.clone());
             loop {
-                let st = store.clone();
-                let a = after.clone();
+                let (st, a) = (store.clone(), after.clone());
                 let page = blocking(move || {
                     Ok(st.assignments_page(a.as_ref(), range, batch, MAX_SCAN)?)
                 })
@@ -611,7 +633,7 @@ impl Run<'_> {
                 self.scanned += page.scanned;
                 after = page.last.clone();
                 if !page.rows.is_empty() || page.done {
-                    let rows: Vec<Vec<Cell<'static>>> = page
+                    let rows: Vec<_> = page
                         .rows
                         .iter()
                         .map(|((e, u), r)| {
@@ -624,26 +646,13 @@ impl Run<'_> {
                         })
                         .collect();
                     let next = if page.done {
-                        Pending {
-                            upto: range.upto,
-                            table: Hot::Conversions,
-                            assignment: None,
-                            conversion: None,
-                        }
+                        pending(Hot::Conversions, None, None)
                     } else {
-                        Pending {
-                            upto: range.upto,
-                            table: Hot::Assignments,
-                            assignment: after.clone(),
-                            conversion: None,
-                        }
+                        pending(Hot::Assignments, after.clone(), None)
                     };
-                    let tx =
-                        self.client.transaction().await.map_err(|e| target_err("beginning", &e))?;
-                    let n = upsert(&tx, &self.s, &datasets::ASSIGNMENTS, &rows).await?;
-                    Self::save_cursor(&self.s, &self.source, &tx, range.after, Some(&next)).await?;
-                    tx.commit().await.map_err(|e| target_err("committing assignments", &e))?;
-                    self.counts.assignments += n;
+                    let cursor = Some((range.after, Some(&next)));
+                    self.counts.assignments +=
+                        self.commit_batch(&datasets::ASSIGNMENTS, &rows, cursor).await?;
                 }
                 self.report("assignments");
                 if page.done {
@@ -653,15 +662,14 @@ impl Run<'_> {
         }
         let mut after = from.and_then(|p| p.conversion);
         loop {
-            let st = store.clone();
-            let a = after.clone();
+            let (st, a) = (store.clone(), after.clone());
             let page =
                 blocking(move || Ok(st.conversions_page(a.as_ref(), range, batch, MAX_SCAN)?))
                     .await?;
             self.scanned += page.scanned;
             after = page.last.clone();
             if !page.rows.is_empty() || page.done {
-                let rows: Vec<Vec<Cell<'static>>> = page
+                let rows: Vec<_> = page
                     .rows
                     .iter()
                     .map(|((e, u, g), r)| {
@@ -674,22 +682,12 @@ impl Run<'_> {
                         )
                     })
                     .collect();
-                let tx =
-                    self.client.transaction().await.map_err(|e| target_err("beginning", &e))?;
-                let n = upsert(&tx, &self.s, &datasets::CONVERSIONS, &rows).await?;
-                if page.done {
-                    Self::save_cursor(&self.s, &self.source, &tx, range.upto, None).await?;
-                } else {
-                    let next = Pending {
-                        upto: range.upto,
-                        table: Hot::Conversions,
-                        assignment: None,
-                        conversion: after.clone(),
-                    };
-                    Self::save_cursor(&self.s, &self.source, &tx, range.after, Some(&next)).await?;
-                }
-                tx.commit().await.map_err(|e| target_err("committing conversions", &e))?;
-                self.counts.conversions += n;
+                let next = pending(Hot::Conversions, None, after.clone());
+                // The last batch closes the range; the others leave it pending.
+                let cursor =
+                    if page.done { (range.upto, None) } else { (range.after, Some(&next)) };
+                self.counts.conversions +=
+                    self.commit_batch(&datasets::CONVERSIONS, &rows, Some(cursor)).await?;
             }
             self.report("conversions");
             if page.done {
@@ -731,11 +729,8 @@ impl Run<'_> {
                 let Some(&(last, _)) = page.last() else { break };
                 let rows: Vec<Vec<Cell<'static>>> =
                     page.iter().map(|(seq, e)| datasets::audit_row(owner, *seq, e)).collect();
-                let tx =
-                    self.client.transaction().await.map_err(|e| target_err("beginning", &e))?;
-                let n = upsert(&tx, &s, &datasets::AUDIT_LOG, &rows).await?;
-                tx.commit().await.map_err(|e| target_err("committing the audit log", &e))?;
-                self.counts.audit_log += n;
+                self.counts.audit_log +=
+                    self.commit_batch(&datasets::AUDIT_LOG, &rows, None).await?;
                 self.scanned += page.len() as u64;
                 after = last;
                 self.report("audit_log");
