@@ -708,7 +708,7 @@ fn simulate(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} visitors  {eta} left")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let v = execute(&plan, &mut |n| bar.inc(n));
+    let v = serde_json::to_value(execute(&plan, &mut |n| bar.inc(n))).unwrap_or_default();
     bar.finish_and_clear();
     if json {
         print_json(&v);

@@ -8,3 +8,4 @@ pub mod model;
 pub mod simulator;
 pub mod special;
 pub mod stats;
+pub mod time;

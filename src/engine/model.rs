@@ -2,6 +2,7 @@
 //! validation that turns a request into a definition. No I/O.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -11,21 +12,21 @@ pub const MAX_COMBINATIONS: usize = 256;
 pub const MAX_NAME: usize = 200;
 const MAX_TEXT: usize = 64 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExpType {
     AbTest,
     MultiElement,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Allocation {
     Adaptive,
     Fixed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Draft,
@@ -88,7 +89,7 @@ impl Transition {
 
 /// What tracker.js does to an element; the small, documented set of operations that the
 /// dashboard and the visual editor also speak.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Content {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,7 +110,7 @@ pub struct Content {
     pub redirect: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Goal {
     Click { selector: String },
@@ -265,7 +266,7 @@ fn combination_id(exp: Uuid, index: usize) -> String {
 // ---------------------------------------------------------------------------------------
 // Input and validation
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VariantInput {
     /// Accepted and ignored, so a client may send back what it read.
@@ -280,7 +281,7 @@ pub struct VariantInput {
     pub weight: Option<f64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ElementInput {
     #[serde(default)]
@@ -294,7 +295,7 @@ pub struct ElementInput {
 
 /// The body of POST and PATCH /experiments. Every field is optional here so that both
 /// share one shape; `build` says which ones creation requires.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentInput {
     pub name: Option<String>,

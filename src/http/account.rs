@@ -7,13 +7,15 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{ApiJson, Auth, ClientIp};
 use super::{ApiResult, AppState};
 use crate::error::{AppError, Code};
-use crate::service::auth::{NewUser, user_json};
+use crate::service::auth::{
+    ApiKeyList, AuthStatus, Installation, Me, NewApiKey, NewUser, TokenAnswer, UserList, UserView,
+};
 use crate::service::blocking;
 use crate::store::records::Role;
 
@@ -27,28 +29,28 @@ pub fn router() -> Router<AppState> {
         .route("/api-keys", post(create_key).get(list_keys))
         .route("/api-keys/{id}", delete(revoke_key))
         .route("/installations", get(installations))
-        .route("/audit", get(audit))
-        .route("/webhooks", post(create_webhook).get(list_webhooks))
-        .route("/webhooks/{id}", delete(delete_webhook))
-        .route("/webhooks/{id}/deliveries", get(webhook_deliveries))
 }
 
-#[derive(Deserialize)]
+/// The body of POST /auth/register and POST /users (`role` for admins only).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RegisterBody {
-    email: String,
-    password: String,
+pub struct RegisterBody {
+    pub email: String,
+    pub password: String,
     #[serde(default)]
-    name: Option<String>,
+    pub name: Option<String>,
+    /// `admin` or `member`; checked after the caller's own role, so a member learns only
+    /// that the call needs an admin.
     #[serde(default)]
-    role: Option<String>,
+    #[schema(value_type = Option<Role>)]
+    pub role: Option<String>,
 }
 
 async fn register(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiJson(b): ApiJson<RegisterBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<UserView>)> {
     s.limits.login.check(&ip.to_string())?;
     if b.role.is_some() {
         return Err(AppError::validation("role", "cannot be chosen when registering"));
@@ -68,14 +70,15 @@ async fn register(
         )
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(user_json(&u))))
+    Ok((StatusCode::CREATED, Json(UserView::from(&u))))
 }
 
-#[derive(Deserialize)]
-struct TokenBody {
+/// The body of POST /auth/token (or the form `username=&password=`).
+#[derive(Deserialize, ToSchema)]
+pub struct TokenBody {
     #[serde(alias = "username")]
-    email: String,
-    password: String,
+    pub email: String,
+    pub password: String,
 }
 
 /// JSON `{email, password}` or the OAuth2 password grant's form `username=&password=`.
@@ -83,7 +86,7 @@ async fn token(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     req: Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TokenAnswer>> {
     s.limits.login.check(&ip.to_string())?;
     let ct = req
         .headers()
@@ -145,25 +148,20 @@ fn serde_urlencoded_pairs(bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn me(Auth(p): Auth) -> Json<Value> {
-    let mut v = user_json(&p.user);
-    v["site_key"] = json!(p.user.site_key);
-    Json(v)
+async fn me(Auth(p): Auth) -> Json<Me> {
+    Json(Me { user: UserView::from(&p.user), site_key: p.user.site_key.clone() })
 }
 
 /// Public: whether the first-run page should offer to create the admin account.
-async fn status(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    let n = u64::from(s.services.store.admin_exists()?);
-    Ok(Json(
-        json!({"has_users": n > 0, "open_registration": s.services.config.auth.open_registration}),
-    ))
+async fn status(State(s): State<AppState>) -> ApiResult<Json<AuthStatus>> {
+    Ok(Json(s.services.auth_status()?))
 }
 
 async fn create_user(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(b): ApiJson<RegisterBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<UserView>)> {
     p.require_admin()?;
     let role = match b.role.as_deref() {
         None => None,
@@ -187,30 +185,28 @@ async fn create_user(
         )
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(user_json(&u))))
+    Ok((StatusCode::CREATED, Json(UserView::from(&u))))
 }
 
-async fn list_users(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    p.require_admin()?;
-    let users: Vec<Value> = s.services.store.users()?.iter().map(user_json).collect();
-    Ok(Json(json!({"items": users, "total": users.len()})))
+async fn list_users(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<UserList>> {
+    Ok(Json(s.services.list_users(&p)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct KeyBody {
-    name: String,
+pub struct KeyBody {
+    pub name: String,
 }
 
 async fn create_key(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(b): ApiJson<KeyBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<NewApiKey>)> {
     Ok((StatusCode::CREATED, Json(s.services.create_api_key(&p, &b.name)?)))
 }
 
-async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
+async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<ApiKeyList>> {
     Ok(Json(s.services.list_api_keys(&p)?))
 }
 
@@ -225,72 +221,6 @@ async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn installations(State(s): State<AppState>, Auth(p): Auth) -> Json<Value> {
+async fn installations(State(s): State<AppState>, Auth(p): Auth) -> Json<Installation> {
     Json(s.services.installation(&p))
-}
-
-#[derive(Deserialize)]
-struct AuditQuery {
-    experiment_id: Option<String>,
-    limit: Option<String>,
-    offset: Option<String>,
-}
-
-/// GET /audit: the caller's chain, oldest first, with the newest hash as `head`.
-async fn audit(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
-) -> ApiResult<Json<Value>> {
-    let page = super::experiments::Page { limit: q.limit, offset: q.offset, status: None };
-    let (limit, offset) = super::experiments::paging(&page)?;
-    let exp = match q.experiment_id.as_deref() {
-        None | Some("") => None,
-        Some(e) => Some(
-            Uuid::parse_str(e)
-                .map_err(|_| AppError::validation("experiment_id", "must be a UUID"))?,
-        ),
-    };
-    let (items, total, head) = s.services.store.audit_entries(p.id(), exp, offset, limit)?;
-    Ok(Json(json!({"items": items, "total": total, "head": head})))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WebhookBody {
-    url: String,
-    events: Vec<String>,
-}
-
-fn webhook_id(s: &str) -> Result<Uuid, AppError> {
-    Uuid::parse_str(s).map_err(|_| AppError::new(Code::RouteNotFound, "no such webhook"))
-}
-
-async fn create_webhook(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    ApiJson(b): ApiJson<WebhookBody>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    Ok((StatusCode::CREATED, Json(s.services.create_webhook(&p, b.url, b.events).await?)))
-}
-
-async fn list_webhooks(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Value>> {
-    Ok(Json(s.services.list_webhooks(&p)?))
-}
-
-async fn delete_webhook(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    s.services.delete_webhook(&p, webhook_id(&id)?)?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn webhook_deliveries(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(s.services.webhook_deliveries(&p, webhook_id(&id)?)?))
 }

@@ -6,14 +6,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::extract::{ApiJson, Auth};
 use super::{ApiResult, AppState};
 use crate::engine::model::{ExperimentInput, Transition};
 use crate::error::{AppError, Code};
-use crate::service::experiments::ListQuery;
+use crate::service::experiments::{ExperimentDetail, ExperimentList, ExperimentView, ListQuery};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -59,7 +58,7 @@ async fn create(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(input): ApiJson<ExperimentInput>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ExperimentView>)> {
     Ok((StatusCode::CREATED, Json(s.services.create_experiment(&p, input).await?)))
 }
 
@@ -67,7 +66,7 @@ async fn list(
     State(s): State<AppState>,
     Auth(p): Auth,
     Query(q): Query<Page>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExperimentList>> {
     let (limit, offset) = paging(&q)?;
     Ok(Json(s.services.list_experiments(&p, ListQuery { status: q.status, limit, offset })?))
 }
@@ -76,7 +75,7 @@ async fn read(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExperimentDetail>> {
     Ok(Json(s.services.get_experiment(&p, exp_id(&id)?)?))
 }
 
@@ -85,7 +84,7 @@ async fn patch(
     Auth(p): Auth,
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ExperimentInput>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExperimentView>> {
     Ok(Json(s.services.patch_experiment(&p, exp_id(&id)?, input).await?))
 }
 
@@ -95,7 +94,7 @@ async fn lifecycle(
     id: &str,
     t: Transition,
     winner: Option<Uuid>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExperimentView>> {
     Ok(Json(s.services.transition(p, exp_id(id)?, t, winner).await?))
 }
 
@@ -103,7 +102,7 @@ async fn start(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExperimentView>> {
     lifecycle(&s, &p, &id, Transition::Start, None).await
 }
 
@@ -111,7 +110,7 @@ async fn pause(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExperimentView>> {
     lifecycle(&s, &p, &id, Transition::Pause, None).await
 }
 
@@ -119,14 +118,15 @@ async fn resume(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExperimentView>> {
     lifecycle(&s, &p, &id, Transition::Resume, None).await
 }
 
-#[derive(Deserialize, Default)]
+/// The optional body of POST /experiments/{id}/complete.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CompleteBody {
-    winner_variant_id: Option<Uuid>,
+pub struct CompleteBody {
+    pub winner_variant_id: Option<Uuid>,
 }
 
 /// The body is optional here, so it is read by hand: empty means no winner.
@@ -135,7 +135,7 @@ async fn complete(
     Auth(p): Auth,
     Path(id): Path<String>,
     req: axum::extract::Request,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExperimentView>> {
     let body =
         super::extract::read_body(req.into_body(), s.services.config.server.body_limit_bytes)
             .await?;

@@ -4,12 +4,15 @@
 pub mod account;
 pub mod analytics;
 pub mod assets;
+pub mod audit;
 pub mod experiments;
 pub mod extract;
 pub mod limits;
 pub mod openapi;
 pub mod ops;
+pub mod simulate;
 pub mod tracker;
+pub mod webhooks;
 
 use axum::Router;
 use axum::body::Body;
@@ -99,6 +102,9 @@ pub fn app(state: AppState) -> Router {
         .merge(account::router())
         .merge(experiments::router())
         .merge(analytics::router())
+        .merge(audit::router())
+        .merge(webhooks::router())
+        .merge(simulate::router())
         .merge(ops::api_router());
     if let Some(c) = cors(&cfg.server.api_cors_origins) {
         api = api.layer(

@@ -1,7 +1,16 @@
-//! The OpenAPI document, generated from one table of routes. A test walks the same table
-//! against the running server, so a documented route that the router lacks fails the build.
+//! The OpenAPI document, generated from one table of routes and the request and response
+//! types themselves (their `utoipa::ToSchema` derives), so a renamed field changes the
+//! document with the code. `tests/openapi.rs` checks real answers against it, and
+//! `tests/api.rs` walks the table against the running server.
 
 use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+use crate::http::{account, experiments, ops, tracker, webhooks};
+use crate::service::{audit, auth, experiments as exps, simulate, tracker as trk};
+
+/// Registers a body's schema (and every schema it refers to) and answers how to refer to it.
+pub type Body = fn(&mut Map<String, Value>) -> Value;
 
 pub struct Route {
     pub method: &'static str,
@@ -10,59 +19,254 @@ pub struct Route {
     pub summary: &'static str,
     pub auth: bool,
     pub ok: u16,
+    /// The JSON body the route takes, if any.
+    pub request: Option<Body>,
+    /// The JSON body of its success answer; `None` for empty or non-JSON answers.
+    pub response: Option<Body>,
+    /// The media type of a non-JSON success answer.
+    pub media: Option<&'static str>,
 }
 
+fn of<T: ToSchema>(schemas: &mut Map<String, Value>) -> Value {
+    let mut nested = Vec::new();
+    T::schemas(&mut nested);
+    for (name, s) in nested {
+        schemas.insert(name, serde_json::to_value(s).unwrap_or_default());
+    }
+    let name = T::name().to_string();
+    schemas.insert(name.clone(), serde_json::to_value(T::schema()).unwrap_or_default());
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+/// POST /tracker/assign answers one assignment, or by page URL a list of them.
+fn assign_answer(schemas: &mut Map<String, Value>) -> Value {
+    json!({"oneOf": [of::<trk::Assignment>(schemas), of::<trk::PageAssignments>(schemas)]})
+}
+
+/// The document itself: any JSON object.
+fn any_object(_: &mut Map<String, Value>) -> Value {
+    json!({"type": "object"})
+}
+
+#[allow(clippy::too_many_arguments)]
 const fn r(
     method: &'static str,
     path: &'static str,
     summary: &'static str,
     auth: bool,
     ok: u16,
+    request: Option<Body>,
+    response: Option<Body>,
 ) -> Route {
-    Route { method, path, summary, auth, ok }
+    Route { method, path, summary, auth, ok, request, response, media: None }
+}
+
+/// A route whose success answer is not JSON.
+const fn raw(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    auth: bool,
+    media: &'static str,
+) -> Route {
+    Route { method, path, summary, auth, ok: 200, request: None, response: None, media: Some(media) }
 }
 
 pub const ROUTES: &[Route] = &[
-    r("get", "/health", "Liveness", false, 200),
-    r("get", "/ready", "Readiness: the store answers", false, 200),
-    r("get", "/metrics", "Prometheus metrics", false, 200),
-    r("get", "/api/v1/openapi.json", "This document", false, 200),
-    r("post", "/api/v1/auth/register", "Create an account (first user becomes admin)", false, 201),
-    r("post", "/api/v1/auth/token", "Log in: JSON or OAuth2 password form", false, 200),
-    r("get", "/api/v1/auth/me", "The caller", true, 200),
-    r("get", "/api/v1/auth/status", "Whether any user exists (first-run page)", false, 200),
-    r("post", "/api/v1/users", "Create a user (admin)", true, 201),
-    r("get", "/api/v1/users", "List users (admin)", true, 200),
-    r("post", "/api/v1/api-keys", "Create an API key (shown once)", true, 201),
-    r("get", "/api/v1/api-keys", "List the caller's API keys", true, 200),
-    r("delete", "/api/v1/api-keys/{id}", "Revoke an API key", true, 204),
-    r("get", "/api/v1/installations", "The site key and snippet", true, 200),
-    r("get", "/api/v1/audit", "The caller's audit hash chain, oldest first", true, 200),
-    r("post", "/api/v1/webhooks", "Subscribe a URL to events (secret shown once)", true, 201),
-    r("get", "/api/v1/webhooks", "The caller's webhooks", true, 200),
-    r("delete", "/api/v1/webhooks/{id}", "Remove a webhook", true, 204),
+    r("get", "/health", "Liveness", false, 200, None, Some(of::<ops::Health>)),
+    r("get", "/ready", "Readiness: the store answers", false, 200, None, Some(of::<ops::Ready>)),
+    raw("get", "/metrics", "Prometheus metrics", false, "text/plain"),
+    r("get", "/api/v1/openapi.json", "This document", false, 200, None, Some(any_object)),
+    r(
+        "post",
+        "/api/v1/auth/register",
+        "Create an account (first user becomes admin)",
+        false,
+        201,
+        Some(of::<account::RegisterBody>),
+        Some(of::<auth::UserView>),
+    ),
+    r(
+        "post",
+        "/api/v1/auth/token",
+        "Log in: JSON or OAuth2 password form",
+        false,
+        200,
+        Some(of::<account::TokenBody>),
+        Some(of::<auth::TokenAnswer>),
+    ),
+    r("get", "/api/v1/auth/me", "The caller", true, 200, None, Some(of::<auth::Me>)),
+    r(
+        "get",
+        "/api/v1/auth/status",
+        "Whether any user exists (first-run page)",
+        false,
+        200,
+        None,
+        Some(of::<auth::AuthStatus>),
+    ),
+    r(
+        "post",
+        "/api/v1/users",
+        "Create a user (admin)",
+        true,
+        201,
+        Some(of::<account::RegisterBody>),
+        Some(of::<auth::UserView>),
+    ),
+    r("get", "/api/v1/users", "List users (admin)", true, 200, None, Some(of::<auth::UserList>)),
+    r(
+        "post",
+        "/api/v1/api-keys",
+        "Create an API key (shown once)",
+        true,
+        201,
+        Some(of::<account::KeyBody>),
+        Some(of::<auth::NewApiKey>),
+    ),
+    r(
+        "get",
+        "/api/v1/api-keys",
+        "List the caller's API keys",
+        true,
+        200,
+        None,
+        Some(of::<auth::ApiKeyList>),
+    ),
+    r("delete", "/api/v1/api-keys/{id}", "Revoke an API key", true, 204, None, None),
+    r(
+        "get",
+        "/api/v1/installations",
+        "The site key and snippet",
+        true,
+        200,
+        None,
+        Some(of::<auth::Installation>),
+    ),
+    r(
+        "get",
+        "/api/v1/audit",
+        "The caller's audit hash chain, oldest first",
+        true,
+        200,
+        None,
+        Some(of::<audit::AuditPage>),
+    ),
+    r(
+        "post",
+        "/api/v1/webhooks",
+        "Subscribe a URL to events (secret shown once)",
+        true,
+        201,
+        Some(of::<webhooks::WebhookBody>),
+        Some(of::<crate::service::webhooks::NewWebhook>),
+    ),
+    r(
+        "get",
+        "/api/v1/webhooks",
+        "The caller's webhooks",
+        true,
+        200,
+        None,
+        Some(of::<crate::service::webhooks::WebhookList>),
+    ),
+    r("delete", "/api/v1/webhooks/{id}", "Remove a webhook", true, 204, None, None),
     r(
         "get",
         "/api/v1/webhooks/{id}/deliveries",
         "Delivery log with attempts and status codes",
         true,
         200,
+        None,
+        Some(of::<crate::service::webhooks::DeliveryList>),
     ),
-    r("post", "/api/v1/experiments", "Create an experiment", true, 201),
-    r("get", "/api/v1/experiments", "List experiments", true, 200),
-    r("get", "/api/v1/experiments/{id}", "An experiment with its stats", true, 200),
-    r("patch", "/api/v1/experiments/{id}", "Change an experiment", true, 200),
-    r("delete", "/api/v1/experiments/{id}", "Archive, or ?hard=true delete a draft", true, 204),
-    r("post", "/api/v1/experiments/{id}/start", "draft -> running", true, 200),
-    r("post", "/api/v1/experiments/{id}/pause", "running -> paused", true, 200),
-    r("post", "/api/v1/experiments/{id}/resume", "paused -> running", true, 200),
-    r("post", "/api/v1/experiments/{id}/complete", "running or paused -> completed", true, 200),
     r(
+        "post",
+        "/api/v1/experiments",
+        "Create an experiment",
+        true,
+        201,
+        Some(of::<crate::engine::model::ExperimentInput>),
+        Some(of::<exps::ExperimentView>),
+    ),
+    r(
+        "get",
+        "/api/v1/experiments",
+        "List experiments",
+        true,
+        200,
+        None,
+        Some(of::<exps::ExperimentList>),
+    ),
+    r(
+        "get",
+        "/api/v1/experiments/{id}",
+        "An experiment with its stats",
+        true,
+        200,
+        None,
+        Some(of::<exps::ExperimentDetail>),
+    ),
+    r(
+        "patch",
+        "/api/v1/experiments/{id}",
+        "Change an experiment",
+        true,
+        200,
+        Some(of::<crate::engine::model::ExperimentInput>),
+        Some(of::<exps::ExperimentView>),
+    ),
+    r(
+        "delete",
+        "/api/v1/experiments/{id}",
+        "Archive, or ?hard=true delete a draft",
+        true,
+        204,
+        None,
+        None,
+    ),
+    r(
+        "post",
+        "/api/v1/experiments/{id}/start",
+        "draft -> running",
+        true,
+        200,
+        None,
+        Some(of::<exps::ExperimentView>),
+    ),
+    r(
+        "post",
+        "/api/v1/experiments/{id}/pause",
+        "running -> paused",
+        true,
+        200,
+        None,
+        Some(of::<exps::ExperimentView>),
+    ),
+    r(
+        "post",
+        "/api/v1/experiments/{id}/resume",
+        "paused -> running",
+        true,
+        200,
+        None,
+        Some(of::<exps::ExperimentView>),
+    ),
+    r(
+        "post",
+        "/api/v1/experiments/{id}/complete",
+        "running or paused -> completed (the body is optional)",
+        true,
+        200,
+        Some(of::<experiments::CompleteBody>),
+        Some(of::<exps::ExperimentView>),
+    ),
+    raw(
         "get",
         "/api/v1/experiments/{id}/export",
         "Assignments with conversions, format=csv or xlsx (streamed); part=summary for per-arm",
         true,
-        200,
+        "text/csv",
     ),
     r(
         "post",
@@ -70,6 +274,8 @@ pub const ROUTES: &[Route] = &[
         "Sticky assignment, by experiment or by page URL",
         false,
         200,
+        Some(of::<tracker::AssignBody>),
+        Some(assign_answer),
     ),
     r(
         "post",
@@ -77,16 +283,34 @@ pub const ROUTES: &[Route] = &[
         "Assign up to 10,000 users (email, push)",
         false,
         200,
+        Some(of::<tracker::BatchBody>),
+        Some(of::<trk::BatchAssignments>),
     ),
-    r("post", "/api/v1/tracker/convert", "Record a conversion", false, 200),
-    r("get", "/tracker.js", "The browser tracker", false, 200),
-    r("get", "/t/{site_key}.js", "Per-site tracker with the selectors to hide", false, 200),
+    r(
+        "post",
+        "/api/v1/tracker/convert",
+        "Record a conversion",
+        false,
+        200,
+        Some(of::<tracker::ConvertBody>),
+        Some(of::<trk::ConvertAnswer>),
+    ),
+    raw("get", "/tracker.js", "The browser tracker", false, "application/javascript"),
+    raw(
+        "get",
+        "/t/{site_key}.js",
+        "Per-site tracker with the selectors to hide",
+        false,
+        "application/javascript",
+    ),
     r(
         "get",
         "/api/v1/analytics/experiments/{id}",
         "Results: posteriors, prob_best, SRM, recommendation",
         true,
         200,
+        None,
+        None /* MERGE: analytics::Analytics */,
     ),
     r(
         "get",
@@ -94,20 +318,49 @@ pub const ROUTES: &[Route] = &[
         "Hourly or daily counts per arm",
         true,
         200,
+        None,
+        None /* MERGE: analytics::Timeseries */,
+    ),
+    r(
+        "post",
+        "/api/v1/simulate",
+        "Adaptive against fixed on synthetic traffic (public, rate-limited)",
+        false,
+        200,
+        Some(of::<simulate::SimRequest>),
+        Some(of::<simulate::Simulation>),
     ),
 ];
 
 pub fn document() -> Value {
     let mut paths = Map::new();
+    let mut schemas = Map::new();
+    schemas.insert(
+        "Error".into(),
+        json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                           "details": {"type": "object"}}}}}),
+    );
     for route in ROUTES {
         let entry = paths.entry(route.path.to_string()).or_insert_with(|| json!({}));
+        let ok = match (route.response, route.media) {
+            (Some(body), _) => json!({"description": "success",
+                "content": {"application/json": {"schema": body(&mut schemas)}}}),
+            (None, Some(media)) => json!({"description": "success", "content": {media: {}}}),
+            (None, None) => json!({"description": "success, no body"}),
+        };
         let mut op = json!({
             "summary": route.summary,
             "responses": {
-                route.ok.to_string(): {"description": "success"},
+                route.ok.to_string(): ok,
                 "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
         });
+        if let Some(body) = route.request {
+            op["requestBody"] = json!({"required": route.path != "/api/v1/experiments/{id}/complete",
+                "content": {"application/json": {"schema": body(&mut schemas)}}});
+        }
         if route.auth {
             op["security"] = json!([{"bearer": []}]);
         }
@@ -123,13 +376,12 @@ pub fn document() -> Value {
         entry[route.method] = op;
     }
     json!({
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": "Samplit", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": {"type": "object", "properties": {"error": {"type": "object",
-                "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}}}}
+            "schemas": schemas,
         }
     })
 }

@@ -6,8 +6,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::fmt::Write as _;
+use utoipa::ToSchema;
 use std::sync::atomic::Ordering;
 
 use super::AppState;
@@ -23,32 +25,48 @@ pub fn api_router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(openapi))
 }
 
-async fn health() -> Json<Value> {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub version: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Readiness {
+    Ready,
+    Unavailable,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    pub status: Readiness,
+}
+
+async fn health() -> Json<Health> {
+    Json(Health { status: HealthStatus::Ok, version: env!("CARGO_PKG_VERSION") })
 }
 
 /// Ready when the store answers a read.
-async fn ready(State(s): State<AppState>) -> impl IntoResponse {
-    match s.services.store.user_count() {
-        Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+async fn ready(State(s): State<AppState>) -> (StatusCode, Json<Ready>) {
+    match s.services.ready() {
+        Ok(()) => (StatusCode::OK, Json(Ready { status: Readiness::Ready })),
         Err(e) => {
             tracing::error!(error = %e, "store not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable"})))
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Ready { status: Readiness::Unavailable }))
         }
     }
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let m = &s.metrics;
-    let all = s.services.catalog.all();
-    let running = all.iter().filter(|e| e.serving()).count();
-    let (mut visitors, mut conversions) = (0u64, 0u64);
-    for e in &all {
-        if let Some(snap) = s.services.writer.live().get(e.exp.id) {
-            visitors += snap.state.visitors();
-            conversions += snap.state.conversions();
-        }
-    }
+    let t = s.services.totals();
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
@@ -71,10 +89,10 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
         "5xx answers.",
         m.server_errors.load(Ordering::Relaxed),
     );
-    metric("samplit_experiments", "gauge", "Experiments stored.", all.len() as u64);
-    metric("samplit_experiments_running", "gauge", "Experiments running.", running as u64);
-    metric("samplit_visitors_total", "counter", "Visitors assigned to an arm.", visitors);
-    metric("samplit_conversions_total", "counter", "Primary-goal conversions.", conversions);
+    metric("samplit_experiments", "gauge", "Experiments stored.", t.experiments);
+    metric("samplit_experiments_running", "gauge", "Experiments running.", t.running);
+    metric("samplit_visitors_total", "counter", "Visitors assigned to an arm.", t.visitors);
+    metric("samplit_conversions_total", "counter", "Primary-goal conversions.", t.conversions);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 

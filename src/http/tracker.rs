@@ -8,11 +8,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{ClientIp, SiteKeyHeader, TrackerJson};
 use super::{ApiResult, AppState, RawJson};
 use crate::error::{AppError, Code};
+use crate::service::tracker::{BatchAssignments, ConvertAnswer};
 
 pub fn api_router() -> Router<AppState> {
     Router::new()
@@ -31,19 +33,24 @@ async fn preflight() -> StatusCode {
 }
 
 // Tracker bodies ignore unknown fields: a newer tracker.js cached in a browser may send more.
-#[derive(Deserialize)]
-struct AssignBody {
+/// The body of POST /tracker/assign: an `experiment_id`, or a page `url` for every running
+/// experiment whose target matches it.
+#[derive(Deserialize, ToSchema)]
+pub struct AssignBody {
+    /// Or the `X-Samplit-Site-Key` header.
     #[serde(default)]
-    site_key: Option<String>,
+    pub site_key: Option<String>,
     #[serde(default)]
-    experiment_id: Option<String>,
-    user_id: String,
+    pub experiment_id: Option<String>,
+    pub user_id: String,
     #[serde(default)]
-    url: Option<String>,
+    pub url: Option<String>,
     #[serde(default)]
-    context: Option<Value>,
+    pub context: Option<Value>,
+    /// Answer the control (status `not_running`) instead of 409 when the experiment is not
+    /// running.
     #[serde(default)]
-    fallback: bool,
+    pub fallback: bool,
 }
 
 /// The site key from the body, else from `X-Samplit-Site-Key`; also applies the limits.
@@ -91,12 +98,12 @@ async fn assign(
     Ok(RawJson(body))
 }
 
-#[derive(Deserialize)]
-struct BatchBody {
+#[derive(Deserialize, ToSchema)]
+pub struct BatchBody {
     #[serde(default)]
-    site_key: Option<String>,
-    experiment_id: String,
-    user_ids: Vec<String>,
+    pub site_key: Option<String>,
+    pub experiment_id: String,
+    pub user_ids: Vec<String>,
 }
 
 async fn assign_batch(
@@ -104,21 +111,23 @@ async fn assign_batch(
     ClientIp(ip): ClientIp,
     SiteKeyHeader(header_key): SiteKeyHeader,
     TrackerJson(b): TrackerJson<BatchBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BatchAssignments>> {
     let key = site_key(&s, b.site_key, header_key, ip)?;
     Ok(Json(s.services.assign_batch(&key, experiment(&b.experiment_id)?, &b.user_ids).await?))
 }
 
-#[derive(Deserialize)]
-struct ConvertBody {
+#[derive(Deserialize, ToSchema)]
+pub struct ConvertBody {
     #[serde(default)]
-    site_key: Option<String>,
-    experiment_id: String,
-    user_id: String,
+    pub site_key: Option<String>,
+    pub experiment_id: String,
+    pub user_id: String,
+    /// Revenue or any other amount, summed per arm.
     #[serde(default)]
-    value: Option<f64>,
+    pub value: Option<f64>,
+    /// Another goal than the experiment's own: recorded apart, not in the posterior.
     #[serde(default)]
-    goal: Option<String>,
+    pub goal: Option<String>,
 }
 
 async fn convert(
@@ -126,7 +135,7 @@ async fn convert(
     ClientIp(ip): ClientIp,
     SiteKeyHeader(header_key): SiteKeyHeader,
     TrackerJson(b): TrackerJson<ConvertBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConvertAnswer>> {
     let key = site_key(&s, b.site_key, header_key, ip)?;
     let exp = experiment(&b.experiment_id)?;
     Ok(Json(s.services.convert(&key, exp, &b.user_id, b.value, b.goal.as_deref()).await?))

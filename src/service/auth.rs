@@ -4,8 +4,9 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{Services, now_ms, rfc3339};
@@ -44,11 +45,99 @@ impl Principal {
     }
 }
 
-pub fn user_json(u: &User) -> Value {
-    json!({
-        "id": u.id, "email": u.email, "name": u.name, "role": u.role.as_str(),
-        "created_at": rfc3339(u.created_at),
-    })
+/// A user as the API shows it: never a secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> UserView {
+        UserView {
+            id: u.id,
+            email: u.email.clone(),
+            name: u.name.clone(),
+            role: u.role,
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+// Transitional: the admin socket's answers become typed in their own change.
+pub fn user_json(u: &User) -> serde_json::Value {
+    serde_json::to_value(UserView::from(u)).unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserList {
+    pub items: Vec<UserView>,
+    pub total: usize,
+}
+
+/// GET /auth/me: the caller, with the site key their snippet carries.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    #[serde(flatten)]
+    pub user: UserView,
+    pub site_key: String,
+}
+
+/// GET /auth/status: what the first-run page needs to know.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuthStatus {
+    pub has_users: bool,
+    pub open_registration: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    Bearer,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TokenAnswer {
+    pub access_token: String,
+    pub token_type: TokenType,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+/// A new API key: `key` is shown this once and never again.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewApiKey {
+    pub id: Uuid,
+    pub name: String,
+    pub key: String,
+    pub prefix: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyView {
+    pub id: Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKeyView>,
+    pub total: usize,
+}
+
+/// GET /installations: what to paste into a site.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Installation {
+    pub site_key: String,
+    pub snippet: String,
+    pub tracker_url: String,
 }
 
 pub struct NewUser {
@@ -173,7 +262,7 @@ impl Services {
     }
 
     /// Checks credentials and issues a token. Blocking (argon2).
-    pub fn login(&self, email: &str, password: &str) -> AppResult<Value> {
+    pub fn login(&self, email: &str, password: &str) -> AppResult<TokenAnswer> {
         let email = email.trim().to_lowercase();
         let user = self.store.user_by_email(&email)?;
         let ok = match &user {
@@ -195,7 +284,7 @@ impl Services {
             &EncodingKey::from_secret(&self.jwt_secret),
         )
         .map_err(|e| AppError::internal(format!("token signing failed: {e}")))?;
-        Ok(json!({"access_token": token, "token_type": "bearer", "expires_in": ttl}))
+        Ok(TokenAnswer { access_token: token, token_type: TokenType::Bearer, expires_in: ttl })
     }
 
     /// Resolves a bearer token: an API key (`sk_...`) or a session JWT.
@@ -226,7 +315,7 @@ impl Services {
         Ok(Principal { user })
     }
 
-    pub fn create_api_key(&self, who: &Principal, name: &str) -> AppResult<Value> {
+    pub fn create_api_key(&self, who: &Principal, name: &str) -> AppResult<NewApiKey> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(AppError::validation("name", "must be 1 to 200 characters"));
@@ -242,22 +331,43 @@ impl Services {
         };
         self.store.insert_api_key(&key, &Sha256::digest(secret.as_bytes()), &who.user.email)?;
         tracing::info!(user = %who.id(), key = %key.id, "api key created");
-        Ok(json!({"id": key.id, "name": key.name, "key": secret, "prefix": key.prefix,
-                  "created_at": rfc3339(key.created_at)}))
+        Ok(NewApiKey {
+            id: key.id,
+            name: key.name,
+            key: secret,
+            prefix: key.prefix,
+            created_at: rfc3339(key.created_at),
+        })
     }
 
-    pub fn list_api_keys(&self, who: &Principal) -> AppResult<Value> {
-        let items: Vec<Value> = self
+    pub fn list_api_keys(&self, who: &Principal) -> AppResult<ApiKeyList> {
+        let items: Vec<ApiKeyView> = self
             .store
             .api_keys(who.id())?
-            .iter()
-            .map(|k| {
-                json!({"id": k.id, "name": k.name, "prefix": k.prefix,
-                       "created_at": rfc3339(k.created_at),
-                       "last_used_at": super::opt_rfc3339(k.last_used_at)})
+            .into_iter()
+            .map(|k| ApiKeyView {
+                id: k.id,
+                name: k.name,
+                prefix: k.prefix,
+                created_at: rfc3339(k.created_at),
+                last_used_at: k.last_used_at.map(rfc3339),
             })
             .collect();
-        Ok(json!({"total": items.len(), "items": items}))
+        Ok(ApiKeyList { total: items.len(), items })
+    }
+
+    /// Every user (the caller must be an admin).
+    pub fn list_users(&self, who: &Principal) -> AppResult<UserList> {
+        who.require_admin()?;
+        let items: Vec<UserView> = self.store.users()?.iter().map(UserView::from).collect();
+        Ok(UserList { total: items.len(), items })
+    }
+
+    pub fn auth_status(&self) -> AppResult<AuthStatus> {
+        Ok(AuthStatus {
+            has_users: self.store.admin_exists()?,
+            open_registration: self.config.auth.open_registration,
+        })
     }
 
     pub fn revoke_api_key(&self, who: &Principal, id: Uuid) -> AppResult<()> {
@@ -297,14 +407,14 @@ impl Services {
             .ok_or_else(|| AppError::new(Code::UserNotFound, format!("no user {email}")))
     }
 
-    pub fn installation(&self, who: &Principal) -> Value {
+    pub fn installation(&self, who: &Principal) -> Installation {
         let site_key = &who.user.site_key;
         let base = self.public_url();
-        json!({
-            "site_key": site_key,
-            "snippet": format!("<script src=\"{base}/t/{site_key}.js\"></script>"),
-            "tracker_url": format!("{base}/tracker.js"),
-        })
+        Installation {
+            site_key: site_key.clone(),
+            snippet: format!("<script src=\"{base}/t/{site_key}.js\"></script>"),
+            tracker_url: format!("{base}/tracker.js"),
+        }
     }
 }
 

@@ -16,7 +16,7 @@ pub struct Entry {
     pub exp: Experiment,
     /// The fixed split's weights (version 0).
     pub fixed: Arc<Weights>,
-    /// `[{element_id, element_name, selector, variant_id, variant_name, content}, ...]` per arm.
+    /// Each arm's `[AssignedVariant]`, rendered once.
     pub arm_json: Vec<String>,
     pub goal_json: String,
 }
@@ -25,19 +25,8 @@ impl Entry {
     pub fn new(exp: Experiment) -> Entry {
         let arm_json = (0..exp.arm_count())
             .map(|a| {
-                let items: Vec<serde_json::Value> = exp
-                    .arm_variants(a)
-                    .iter()
-                    .zip(&exp.elements)
-                    .map(|(&v, e)| {
-                        let var = &e.variants[v];
-                        serde_json::json!({
-                            "element_id": e.id, "element_name": e.name, "selector": e.selector,
-                            "variant_id": var.id, "variant_name": var.name, "content": var.content,
-                        })
-                    })
-                    .collect();
-                serde_json::to_string(&items).unwrap_or_else(|_| "[]".into())
+                serde_json::to_string(&super::tracker::assigned_variants(&exp, a))
+                    .unwrap_or_else(|_| "[]".into())
             })
             .collect();
         let goal_json = serde_json::to_string(&exp.goal).unwrap_or_else(|_| "null".into());

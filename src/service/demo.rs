@@ -77,8 +77,7 @@ impl Services {
         }))
         .map_err(|e| AppError::internal(format!("demo definition: {e}")))?;
         let exp = self.create_experiment(&who, input).await?;
-        let id: Uuid = serde_json::from_value(exp["id"].clone())
-            .map_err(|e| AppError::internal(e.to_string()))?;
+        let id: Uuid = exp.id;
         self.transition(&who, id, crate::engine::model::Transition::Start, None).await?;
 
         let site = user.site_key.clone();

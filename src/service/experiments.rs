@@ -1,14 +1,18 @@
 //! Experiment management: create, read, change, the lifecycle, archive and delete. Every
 //! call is scoped to its owner; another user's experiment is "not found".
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::auth::Principal;
 use super::catalog::Entry;
-use super::{Services, now_ms, opt_rfc3339, rfc3339};
-use crate::engine::model::{self, Defaults, ExperimentInput, Status, Transition};
+use super::{Services, now_ms, rfc3339};
+use crate::engine::model::{
+    self, Allocation, Content, Defaults, ExpType, ExperimentInput, Goal, Status, Transition,
+};
 use crate::error::{AppError, AppResult, Code};
 use crate::store::audit::Draft;
 
@@ -26,32 +30,168 @@ fn invalid(i: model::Invalid) -> AppError {
     AppError::validation(i.field, i.message)
 }
 
+/// A variant as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VariantView {
+    pub id: Uuid,
+    pub name: String,
+    pub content: Content,
+    pub is_control: bool,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ElementView {
+    pub id: Uuid,
+    pub name: String,
+    pub selector: Option<String>,
+    pub variants: Vec<VariantView>,
+}
+
+/// An experiment as every endpoint that returns one shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentView {
+    pub id: Uuid,
+    pub seed: String,
+    pub name: String,
+    pub description: String,
+    #[serde(rename = "type")]
+    pub exp_type: ExpType,
+    pub allocation: Allocation,
+    pub status: Status,
+    pub traffic_allocation: f64,
+    pub target_url: Option<String>,
+    pub goal: Option<Goal>,
+    pub floor: f64,
+    pub burn_in: u64,
+    pub elements: Vec<ElementView>,
+    pub winner_variant_id: Option<Uuid>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub archived_at: Option<String>,
+}
+
+impl From<&model::Experiment> for ExperimentView {
+    fn from(e: &model::Experiment) -> ExperimentView {
+        let elements = e
+            .elements
+            .iter()
+            .map(|el| ElementView {
+                id: el.id,
+                name: el.name.clone(),
+                selector: el.selector.clone(),
+                variants: el
+                    .variants
+                    .iter()
+                    .map(|v| VariantView {
+                        id: v.id,
+                        name: v.name.clone(),
+                        content: v.content.clone(),
+                        is_control: v.is_control,
+                        weight: v.weight,
+                    })
+                    .collect(),
+            })
+            .collect();
+        ExperimentView {
+            id: e.id,
+            seed: e.seed.clone(),
+            name: e.name.clone(),
+            description: e.description.clone(),
+            exp_type: e.exp_type,
+            allocation: e.allocation,
+            status: e.status,
+            traffic_allocation: e.traffic_allocation,
+            target_url: e.target_url.clone(),
+            goal: e.goal.clone(),
+            floor: e.floor,
+            burn_in: e.burn_in,
+            elements,
+            winner_variant_id: e.winner_variant_id,
+            created_at: rfc3339(e.created_at),
+            updated_at: rfc3339(e.updated_at),
+            started_at: e.started_at.map(rfc3339),
+            completed_at: e.completed_at.map(rfc3339),
+            archived_at: e.archived_at.map(rfc3339),
+        }
+    }
+}
+
+// Transitional: the admin socket's answers become typed in their own change.
 pub fn experiment_json(e: &model::Experiment) -> Value {
-    let elements: Vec<Value> = e
-        .elements
-        .iter()
-        .map(|el| {
-            let variants: Vec<Value> = el
-                .variants
-                .iter()
-                .map(|v| {
-                    json!({"id": v.id, "name": v.name, "content": v.content,
-                           "is_control": v.is_control, "weight": v.weight})
-                })
-                .collect();
-            json!({"id": el.id, "name": el.name, "selector": el.selector, "variants": variants})
-        })
-        .collect();
-    json!({
-        "id": e.id, "seed": e.seed, "name": e.name, "description": e.description,
-        "type": e.exp_type, "allocation": e.allocation, "status": e.status,
-        "traffic_allocation": e.traffic_allocation, "target_url": e.target_url, "goal": e.goal,
-        "floor": e.floor, "burn_in": e.burn_in,
-        "elements": elements, "winner_variant_id": e.winner_variant_id,
-        "created_at": rfc3339(e.created_at), "updated_at": rfc3339(e.updated_at),
-        "started_at": opt_rfc3339(e.started_at), "completed_at": opt_rfc3339(e.completed_at),
-        "archived_at": opt_rfc3339(e.archived_at),
-    })
+    audit_data(e)
+}
+
+/// The experiment as the audit trail records it: the same view, as JSON.
+fn audit_data(e: &model::Experiment) -> Value {
+    serde_json::to_value(ExperimentView::from(e)).unwrap_or(Value::Null)
+}
+
+/// Counts per variant (summed over the arms that contain it).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VariantStats {
+    pub variant_id: Uuid,
+    pub element_id: Uuid,
+    pub allocations: u64,
+    pub conversions: u64,
+    pub conversion_rate: f64,
+}
+
+/// Counts per combination of a multi-element experiment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CombinationStats {
+    pub arm_id: String,
+    pub name: String,
+    pub allocations: u64,
+    pub conversions: u64,
+    pub conversion_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BasicStats {
+    pub visitors: u64,
+    pub conversions: u64,
+    pub variants: Vec<VariantStats>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combinations: Option<Vec<CombinationStats>>,
+}
+
+/// GET /experiments/{id}: the experiment and its counts.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentDetail {
+    #[serde(flatten)]
+    pub experiment: ExperimentView,
+    pub stats: BasicStats,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Leader {
+    pub arm_id: String,
+    pub name: String,
+    pub prob_best: f64,
+}
+
+/// The list view's one-line summary: counts and the current leader.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ListSummary {
+    pub visitors: u64,
+    pub conversions: u64,
+    pub leader: Option<Leader>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentListItem {
+    #[serde(flatten)]
+    pub experiment: ExperimentView,
+    pub summary: ListSummary,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExperimentList {
+    pub items: Vec<ExperimentListItem>,
+    pub total: usize,
 }
 
 impl Services {
@@ -68,21 +208,21 @@ impl Services {
         &self,
         who: &Principal,
         input: ExperimentInput,
-    ) -> AppResult<Value> {
+    ) -> AppResult<ExperimentView> {
         let _guard = self.exp_writes.lock().await;
         let id = Uuid::new_v4();
         let exp = model::build(input, id, who.id(), now_ms(), &self.defaults(), &mut Uuid::new_v4)
             .map_err(invalid)?;
         let d = Draft::new(who.id(), &who.user.email, "experiment.created")
             .experiment(id)
-            .data(experiment_json(&exp));
+            .data(audit_data(&exp));
         self.store.put_experiment(&exp, &d, &[])?;
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, user = %who.id(), "experiment created");
-        Ok(experiment_json(&entry.exp))
+        Ok(ExperimentView::from(&entry.exp))
     }
 
-    pub fn list_experiments(&self, who: &Principal, q: ListQuery) -> AppResult<Value> {
+    pub fn list_experiments(&self, who: &Principal, q: ListQuery) -> AppResult<ExperimentList> {
         let want = match q.status.as_deref() {
             None | Some("") => None,
             Some("archived") => Some(None),
@@ -104,28 +244,24 @@ impl Services {
             })
             .collect();
         let total = all.len();
-        let items: Vec<Value> = all
+        let items = all
             .iter()
             .skip(q.offset)
             .take(q.limit)
-            .map(|e| {
-                let mut v = experiment_json(&e.exp);
-                v["summary"] = self.summary(e);
-                v
+            .map(|e| ExperimentListItem {
+                experiment: ExperimentView::from(&e.exp),
+                summary: self.summary(e),
             })
             .collect();
-        Ok(json!({"items": items, "total": total}))
+        Ok(ExperimentList { items, total })
     }
 
-    pub fn get_experiment(&self, who: &Principal, id: Uuid) -> AppResult<Value> {
+    pub fn get_experiment(&self, who: &Principal, id: Uuid) -> AppResult<ExperimentDetail> {
         let e = self.owned(who, id)?;
-        let mut v = experiment_json(&e.exp);
-        v["stats"] = self.basic_stats(&e);
-        Ok(v)
+        Ok(ExperimentDetail { experiment: ExperimentView::from(&e.exp), stats: self.basic_stats(&e) })
     }
 
-    /// `{visitors, conversions, variants: [...]}` (and `combinations` for multi-element).
-    fn basic_stats(&self, e: &Entry) -> Value {
+    fn basic_stats(&self, e: &Entry) -> BasicStats {
         let snap = self.writer.live().get(e.exp.id);
         let counts = |arm: usize| {
             snap.as_ref()
@@ -145,32 +281,37 @@ impl Services {
                     a += x;
                     c += y;
                 }
-                variants.push(json!({"variant_id": var.id, "element_id": el.id,
-                    "allocations": a, "conversions": c, "conversion_rate": rate(a, c)}));
+                variants.push(VariantStats {
+                    variant_id: var.id,
+                    element_id: el.id,
+                    allocations: a,
+                    conversions: c,
+                    conversion_rate: rate(a, c),
+                });
             }
         }
         let (visitors, conversions) =
             snap.as_ref().map(|s| (s.state.visitors(), s.state.conversions())).unwrap_or((0, 0));
-        let mut out =
-            json!({"visitors": visitors, "conversions": conversions, "variants": variants});
-        if e.exp.elements.len() > 1 {
-            let combos: Vec<Value> = arms
-                .iter()
+        let combinations = (e.exp.elements.len() > 1).then(|| {
+            arms.iter()
                 .map(|arm| {
                     let (a, c) = counts(arm.index);
-                    json!({"arm_id": arm.id, "name": arm.name, "allocations": a,
-                           "conversions": c, "conversion_rate": rate(a, c)})
+                    CombinationStats {
+                        arm_id: arm.id.clone(),
+                        name: arm.name.clone(),
+                        allocations: a,
+                        conversions: c,
+                        conversion_rate: rate(a, c),
+                    }
                 })
-                .collect();
-            out["combinations"] = Value::Array(combos);
-        }
-        out
+                .collect()
+        });
+        BasicStats { visitors, conversions, variants, combinations }
     }
 
-    /// The list view's one-line summary: counts and the current leader.
-    fn summary(&self, e: &Entry) -> Value {
+    fn summary(&self, e: &Entry) -> ListSummary {
         let Some(snap) = self.writer.live().get(e.exp.id) else {
-            return json!({"visitors": 0, "conversions": 0, "leader": null});
+            return ListSummary { visitors: 0, conversions: 0, leader: None };
         };
         let posts: Vec<_> = snap
             .state
@@ -179,20 +320,19 @@ impl Services {
             .map(|a| crate::engine::stats::BetaPosterior::from_counts(a.allocations, a.conversions))
             .collect();
         let leader = if snap.state.visitors() == 0 || posts.len() > 64 {
-            Value::Null
+            None
         } else {
             let pb = crate::engine::stats::prob_best(&posts);
-            pb.iter()
-                .enumerate()
-                .max_by(|a, b| a.1.total_cmp(b.1))
-                .map(|(i, p)| {
-                    let arm = e.exp.arm(i);
-                    json!({"arm_id": arm.id, "name": arm.name, "prob_best": p})
-                })
-                .unwrap_or(Value::Null)
+            pb.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, p)| {
+                let arm = e.exp.arm(i);
+                Leader { arm_id: arm.id, name: arm.name, prob_best: *p }
+            })
         };
-        json!({"visitors": snap.state.visitors(), "conversions": snap.state.conversions(),
-               "leader": leader})
+        ListSummary {
+            visitors: snap.state.visitors(),
+            conversions: snap.state.conversions(),
+            leader,
+        }
     }
 
     pub async fn patch_experiment(
@@ -200,7 +340,7 @@ impl Services {
         who: &Principal,
         id: Uuid,
         input: ExperimentInput,
-    ) -> AppResult<Value> {
+    ) -> AppResult<ExperimentView> {
         let _guard = self.exp_writes.lock().await;
         let e = self.owned(who, id)?;
         if e.exp.archived_at.is_some() {
@@ -227,10 +367,10 @@ impl Services {
         }
         let d = Draft::new(who.id(), &who.user.email, "experiment.edited")
             .experiment(id)
-            .data(experiment_json(&exp));
+            .data(audit_data(&exp));
         self.store.put_experiment(&exp, &d, &[])?;
         let entry = self.catalog.put(exp);
-        Ok(experiment_json(&entry.exp))
+        Ok(ExperimentView::from(&entry.exp))
     }
 
     pub async fn transition(
@@ -239,7 +379,7 @@ impl Services {
         id: Uuid,
         t: Transition,
         winner: Option<Uuid>,
-    ) -> AppResult<Value> {
+    ) -> AppResult<ExperimentView> {
         let _guard = self.exp_writes.lock().await;
         let e = self.owned(who, id)?;
         if e.exp.archived_at.is_some() {
@@ -300,7 +440,7 @@ impl Services {
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, status = next.as_str(), "experiment {}", t.as_str());
         self.deliveries_queued(queued);
-        Ok(experiment_json(&entry.exp))
+        Ok(ExperimentView::from(&entry.exp))
     }
 
     /// Archives (soft), or with `hard` deletes a draft for good.

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod audit;
 pub mod auth;
 pub mod catalog;
 pub mod cell;
@@ -48,6 +49,15 @@ pub struct Services {
     /// The base URL snippets point at, fixed once the listener is bound.
     public_url: std::sync::OnceLock<String>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Server-wide counts, every owner together.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Totals {
+    pub experiments: u64,
+    pub running: u64,
+    pub visitors: u64,
+    pub conversions: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +122,29 @@ impl Services {
         self.public_url.get().cloned().unwrap_or_else(|| self.config.public_url())
     }
 
+    /// Whether the store answers a read.
+    pub fn ready(&self) -> AppResult<()> {
+        self.store.user_count()?;
+        Ok(())
+    }
+
+    /// Server-wide counts for `/metrics`.
+    pub fn totals(&self) -> Totals {
+        let all = self.catalog.all();
+        let mut t = Totals {
+            experiments: all.len() as u64,
+            running: all.iter().filter(|e| e.serving()).count() as u64,
+            ..Totals::default()
+        };
+        for e in &all {
+            if let Some(snap) = self.writer.live().get(e.exp.id) {
+                t.visitors += snap.state.visitors();
+                t.conversions += snap.state.conversions();
+            }
+        }
+        t
+    }
+
     /// Stops the writer after it has committed everything queued, and waits for it.
     pub async fn shutdown(&self) {
         if let Err(e) = self.writer.stop().await {
@@ -165,16 +198,7 @@ pub fn now_ms() -> i64 {
 /// Where long admin work reports how far it got (one JSON object per step).
 pub type Progress = dyn Fn(serde_json::Value) + Send + Sync;
 
-pub fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
-}
-
-pub fn opt_rfc3339(ms: Option<i64>) -> serde_json::Value {
-    ms.map(|m| serde_json::Value::String(rfc3339(m))).unwrap_or(serde_json::Value::Null)
-}
+pub use crate::engine::time::rfc3339;
 
 /// Runs blocking store work (redb I/O, argon2) off the async workers.
 pub async fn blocking<T: Send + 'static>(

@@ -1,13 +1,13 @@
 //! The simulator as a use-case: validate a request, run it off the async workers, and
 //! render the answer of `POST /simulate` (and `samplit simulate`).
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::engine::simulator::{self, MAX_ARMS, MAX_REPETITIONS, MAX_VISITORS, Setup, Strategy};
 use crate::error::{AppError, AppResult};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimArm {
     #[serde(default)]
@@ -15,7 +15,8 @@ pub struct SimArm {
     pub true_rate: f64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// The body of POST /simulate.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimRequest {
     pub arms: Vec<SimArm>,
@@ -127,33 +128,102 @@ pub fn plan(req: SimRequest, default_floor: f64) -> AppResult<Plan> {
     })
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StrategyName {
+    Adaptive,
+    Fixed,
+}
+
+impl From<Strategy> for StrategyName {
+    fn from(s: Strategy) -> StrategyName {
+        match s {
+            Strategy::Adaptive => StrategyName::Adaptive,
+            Strategy::Fixed => StrategyName::Fixed,
+        }
+    }
+}
+
+/// One of about 50 evenly spaced points of a strategy's run (means over repetitions).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TimelinePoint {
+    pub visitors: u64,
+    pub allocations: Vec<f64>,
+    pub conversions: f64,
+    pub regret: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StrategyResult {
+    pub strategy: StrategyName,
+    pub conversions: f64,
+    /// Mean over repetitions of Σ (best true rate − chosen arm's true rate).
+    pub regret: f64,
+    pub regret_se: f64,
+    pub allocations: Vec<f64>,
+    /// What the floor alone costs: floor × Σ gaps × visitors.
+    pub floor_cost: f64,
+    pub timeline: Vec<TimelinePoint>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SimulatedArm {
+    pub name: String,
+    pub true_rate: f64,
+}
+
+/// The answer of POST /simulate (and what `samplit simulate` prints).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Simulation {
+    pub arms: Vec<SimulatedArm>,
+    pub visitors: u64,
+    pub repetitions: u32,
+    pub seed: u64,
+    pub floor: f64,
+    pub update_every: u64,
+    pub results: Vec<StrategyResult>,
+}
+
 /// Runs the plan (CPU-bound: call from a blocking thread) and renders the answer.
-pub fn execute(plan: &Plan, progress: &mut dyn FnMut(u64)) -> Value {
-    let results: Vec<Value> = plan
+pub fn execute(plan: &Plan, progress: &mut dyn FnMut(u64)) -> Simulation {
+    let results = plan
         .strategies
         .iter()
         .map(|&s| {
             let r = simulator::simulate(&plan.setup, s, plan.seed, plan.repetitions, progress);
-            let timeline: Vec<Value> = r
+            let timeline = r
                 .timeline
-                .iter()
-                .map(|p| {
-                    json!({"visitors": p.visitors, "allocations": p.allocations,
-                           "conversions": p.conversions, "regret": p.regret})
+                .into_iter()
+                .map(|p| TimelinePoint {
+                    visitors: p.visitors,
+                    allocations: p.allocations,
+                    conversions: p.conversions,
+                    regret: p.regret,
                 })
                 .collect();
-            json!({
-                "strategy": s.as_str(), "conversions": r.conversions, "regret": r.regret,
-                "regret_se": r.regret_se, "allocations": r.allocations,
-                "floor_cost": r.floor_cost, "timeline": timeline,
-            })
+            StrategyResult {
+                strategy: s.into(),
+                conversions: r.conversions,
+                regret: r.regret,
+                regret_se: r.regret_se,
+                allocations: r.allocations,
+                floor_cost: r.floor_cost,
+                timeline,
+            }
         })
         .collect();
-    json!({
-        "arms": plan.names.iter().zip(&plan.setup.true_rates)
-            .map(|(n, r)| json!({"name": n, "true_rate": r})).collect::<Vec<_>>(),
-        "visitors": plan.setup.visitors, "repetitions": plan.repetitions, "seed": plan.seed,
-        "floor": plan.setup.floor, "update_every": plan.setup.update_every,
-        "results": results,
-    })
+    Simulation {
+        arms: plan
+            .names
+            .iter()
+            .zip(&plan.setup.true_rates)
+            .map(|(n, &r)| SimulatedArm { name: n.clone(), true_rate: r })
+            .collect(),
+        visitors: plan.setup.visitors,
+        repetitions: plan.repetitions,
+        seed: plan.seed,
+        floor: plan.setup.floor,
+        update_every: plan.setup.update_every,
+        results,
+    }
 }

@@ -2,21 +2,140 @@
 //! A returning visitor costs one in-memory catalog lookup and one redb read; a new one adds
 //! a hash and a place in the writer's next group commit.
 
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::catalog::Entry;
 use super::{Services, now_ms};
 use crate::engine::allocator;
-use crate::engine::model::{Allocation, Status};
+use crate::engine::model::{Allocation, Content, Experiment, Goal, Status};
 use crate::error::{AppError, AppResult, Code};
 use crate::store::PRIMARY_GOAL;
 use crate::store::records::AssignmentRec;
 use crate::store::writer::{AssignOutcome, ConvertOutcome};
 
 pub const MAX_BATCH: usize = 10_000;
+
+/// What tracker.js applies to one element.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AssignedVariant {
+    pub element_id: Uuid,
+    pub element_name: String,
+    pub selector: Option<String>,
+    pub variant_id: Uuid,
+    pub variant_name: String,
+    pub content: Content,
+}
+
+/// What an arm changes on the page, element by element.
+pub fn assigned_variants(exp: &Experiment, arm: usize) -> Vec<AssignedVariant> {
+    exp.arm_variants(arm)
+        .iter()
+        .zip(&exp.elements)
+        .map(|(&v, e)| {
+            let var = &e.variants[v];
+            AssignedVariant {
+                element_id: e.id,
+                element_name: e.name.clone(),
+                selector: e.selector.clone(),
+                variant_id: var.id,
+                variant_name: var.name.clone(),
+                content: var.content.clone(),
+            }
+        })
+        .collect()
+}
+
+/// What `/t/{site_key}.js` sets before the tracker runs.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SiteSettings<'a> {
+    endpoint: String,
+    site_key: &'a str,
+    /// The selectors of running experiments, hidden until their variants are applied.
+    hide: Vec<&'a str>,
+    timeout: u32,
+}
+
+/// Why an answer carries no assignment of its own.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignStatus {
+    /// `fallback: true` on an experiment that is not running: the control, nothing stored.
+    NotRunning,
+}
+
+/// The answer to POST /tracker/assign for one experiment. The hot path renders this shape
+/// as text from pre-rendered parts (see `render`): serialising the struct per request cost
+/// a measurable share of a sticky hit; `tests/openapi.rs` checks the text against it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Assignment {
+    pub experiment_id: Uuid,
+    /// Null only for a fallback answer.
+    pub assignment_id: Option<Uuid>,
+    pub new: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<AssignStatus>,
+    pub variants: Vec<AssignedVariant>,
+    /// True for a visitor outside the traffic share (then `variants` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<bool>,
+    pub goal: Option<Goal>,
+}
+
+/// The answer to POST /tracker/assign by page URL.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PageAssignments {
+    pub assignments: Vec<Assignment>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchItem {
+    pub user_id: String,
+    pub assignment_id: Uuid,
+    pub variants: Vec<AssignedVariant>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchAssignments {
+    pub experiment_id: Uuid,
+    pub assignments: Vec<BatchItem>,
+}
+
+/// Why a conversion was not recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotRecorded {
+    /// This user already converted on this goal.
+    Duplicate,
+    /// The user is outside the experiment's traffic share.
+    Excluded,
+    /// The experiment has ended; tracker.js may still report goals it remembers.
+    NotRunning,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConvertAnswer {
+    pub recorded: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<NotRecorded>,
+}
+
+impl ConvertAnswer {
+    fn recorded() -> ConvertAnswer {
+        ConvertAnswer { recorded: true, reason: None }
+    }
+
+    fn not(reason: NotRecorded) -> ConvertAnswer {
+        ConvertAnswer { recorded: false, reason: Some(reason) }
+    }
+}
 
 pub fn check_user_id(field: &str, u: &str) -> AppResult<()> {
     let n = u.chars().count();
@@ -238,7 +357,7 @@ impl Services {
         site_key: &str,
         exp: Uuid,
         user_ids: &[String],
-    ) -> AppResult<Value> {
+    ) -> AppResult<BatchAssignments> {
         if user_ids.is_empty() || user_ids.len() > MAX_BATCH {
             return Err(AppError::validation("user_ids", format!("needs 1 to {MAX_BATCH} ids")));
         }
@@ -280,23 +399,19 @@ impl Services {
                     .map_err(|e| AppError::internal(format!("assign task failed: {e}")))??
                     .record(),
             };
-            let variants: Value = if rec.excluded() {
-                json!([])
+            let variants = if rec.excluded() {
+                Vec::new()
             } else {
-                entry
-                    .arm_json
-                    .get(usize::from(rec.arm))
-                    .and_then(|a| serde_json::from_str(a).ok())
-                    .unwrap_or(json!([]))
+                assigned_variants(&entry.exp, usize::from(rec.arm))
             };
-            let mut item = json!({"user_id": u, "assignment_id": Uuid::from_u128(rec.id),
-                                  "variants": variants});
-            if rec.excluded() {
-                item["excluded"] = json!(true);
-            }
-            items.push(item);
+            items.push(BatchItem {
+                user_id: u.clone(),
+                assignment_id: Uuid::from_u128(rec.id),
+                variants,
+                excluded: rec.excluded().then_some(true),
+            });
         }
-        Ok(json!({"experiment_id": exp, "assignments": items}))
+        Ok(BatchAssignments { experiment_id: exp, assignments: items })
     }
 
     /// POST /tracker/convert.
@@ -307,7 +422,7 @@ impl Services {
         user_id: &str,
         value: Option<f64>,
         goal: Option<&str>,
-    ) -> AppResult<Value> {
+    ) -> AppResult<ConvertAnswer> {
         check_user_id("user_id", user_id)?;
         if let Some(v) = value
             && !v.is_finite()
@@ -326,7 +441,7 @@ impl Services {
         if !matches!(entry.exp.status, Status::Running | Status::Paused)
             || entry.exp.archived_at.is_some()
         {
-            return Ok(json!({"recorded": false, "reason": "not_running"}));
+            return Ok(ConvertAnswer::not(NotRecorded::NotRunning));
         }
         // A goal that names the experiment's own goal (or none at all) is the primary one;
         // any other is kept apart and does not move the posterior.
@@ -340,9 +455,9 @@ impl Services {
         }
         let out = self.writer.convert(exp, user_id.to_string(), key, value, now_ms()).await?;
         Ok(match out {
-            ConvertOutcome::Recorded => json!({"recorded": true}),
-            ConvertOutcome::Duplicate => json!({"recorded": false, "reason": "duplicate"}),
-            ConvertOutcome::Excluded => json!({"recorded": false, "reason": "excluded"}),
+            ConvertOutcome::Recorded => ConvertAnswer::recorded(),
+            ConvertOutcome::Duplicate => ConvertAnswer::not(NotRecorded::Duplicate),
+            ConvertOutcome::Excluded => ConvertAnswer::not(NotRecorded::Excluded),
             ConvertOutcome::NotAssigned => return Err(not_assigned()),
         })
     }
@@ -362,14 +477,10 @@ impl Services {
                 }
             }
         }
-        let settings = json!({
-            "endpoint": self.public_url(),
-            "siteKey": site_key,
-            "hide": hide,
-            "timeout": 1500,
-        });
+        let settings =
+            SiteSettings { endpoint: self.public_url(), site_key, hide, timeout: 1500 };
         // `</` inside a JSON string could end an inline script; escape it defensively.
-        let settings = settings.to_string().replace("</", "<\\/");
+        let settings = serde_json::to_string(&settings).unwrap_or_default().replace("</", "<\\/");
         Some(format!("window.__samplit={settings};\n{tracker_js}"))
     }
 }

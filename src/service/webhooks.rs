@@ -4,8 +4,10 @@
 use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
+use utoipa::ToSchema;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,7 @@ use super::auth::Principal;
 use super::{Services, now_ms, rfc3339};
 use crate::config::WebhooksConfig;
 use crate::error::{AppError, AppResult, Code};
-use crate::store::webhooks::{Attempt, Delivery, Webhook};
+use crate::store::webhooks::{Attempt, Delivery, DeliveryState, Webhook};
 
 pub const EVENTS: &[&str] = &[
     "experiment.started",
@@ -88,6 +90,65 @@ fn target(url: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), auth.port_u16().unwrap_or(default_port)))
 }
 
+/// A new webhook: `secret` signs its deliveries and is shown this once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewWebhook {
+    pub id: Uuid,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookView {
+    pub id: Uuid,
+    pub url: String,
+    pub events: Vec<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WebhookList {
+    pub items: Vec<WebhookView>,
+    pub total: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AttemptView {
+    pub at: String,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryView {
+    pub id: Uuid,
+    pub event: String,
+    pub state: DeliveryState,
+    pub attempts: Vec<AttemptView>,
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<DeliveryView>,
+    pub total: usize,
+}
+
+/// The body of a delivery, exactly as signed and sent.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WebhookEvent<'a> {
+    pub id: Uuid,
+    pub event: &'a str,
+    pub at: String,
+    pub experiment_id: Uuid,
+    /// What the event reports, as the audit trail records it.
+    #[schema(value_type = Object)]
+    pub data: &'a Value,
+}
+
 impl Services {
     /// Refuses URLs that resolve to loopback or private addresses unless allowed; checked
     /// at creation and again before every delivery (DNS can change).
@@ -114,7 +175,7 @@ impl Services {
         who: &Principal,
         url: String,
         events: Vec<String>,
-    ) -> AppResult<Value> {
+    ) -> AppResult<NewWebhook> {
         self.check_target(&url).await?;
         if events.is_empty() {
             return Err(AppError::validation("events", "needs at least one event"));
@@ -136,18 +197,28 @@ impl Services {
             created_at: now_ms(),
         };
         self.store.insert_webhook(&hook)?;
-        Ok(json!({"id": hook.id, "url": hook.url, "events": hook.events, "secret": hook.secret,
-                  "created_at": rfc3339(hook.created_at)}))
+        Ok(NewWebhook {
+            id: hook.id,
+            url: hook.url,
+            events: hook.events,
+            secret: hook.secret,
+            created_at: rfc3339(hook.created_at),
+        })
     }
 
-    pub fn list_webhooks(&self, who: &Principal) -> AppResult<Value> {
-        let items: Vec<Value> = self
+    pub fn list_webhooks(&self, who: &Principal) -> AppResult<WebhookList> {
+        let items: Vec<WebhookView> = self
             .store
             .webhooks(Some(who.id()))?
-            .iter()
-            .map(|h| json!({"id": h.id, "url": h.url, "events": h.events, "created_at": rfc3339(h.created_at)}))
+            .into_iter()
+            .map(|h| WebhookView {
+                id: h.id,
+                url: h.url,
+                events: h.events,
+                created_at: rfc3339(h.created_at),
+            })
             .collect();
-        Ok(json!({"total": items.len(), "items": items}))
+        Ok(WebhookList { total: items.len(), items })
     }
 
     fn owned_webhook(&self, who: &Principal, id: Uuid) -> AppResult<Webhook> {
@@ -162,24 +233,30 @@ impl Services {
         Ok(self.store.delete_webhook(id)?)
     }
 
-    pub fn webhook_deliveries(&self, who: &Principal, id: Uuid) -> AppResult<Value> {
+    pub fn webhook_deliveries(&self, who: &Principal, id: Uuid) -> AppResult<DeliveryList> {
         self.owned_webhook(who, id)?;
-        let items: Vec<Value> = self
+        let items: Vec<DeliveryView> = self
             .store
             .deliveries(id)?
-            .iter()
-            .map(|d| {
-                let attempts: Vec<Value> = d
+            .into_iter()
+            .map(|d| DeliveryView {
+                id: d.id,
+                event: d.event,
+                state: d.state,
+                attempts: d
                     .attempts
-                    .iter()
-                    .map(|a| json!({"at": rfc3339(a.at), "status_code": a.status_code, "error": a.error}))
-                    .collect();
-                json!({"id": d.id, "event": d.event, "state": d.state, "attempts": attempts,
-                       "next_attempt_at": super::opt_rfc3339(d.next_attempt_at),
-                       "created_at": rfc3339(d.created_at)})
+                    .into_iter()
+                    .map(|a| AttemptView {
+                        at: rfc3339(a.at),
+                        status_code: a.status_code,
+                        error: a.error,
+                    })
+                    .collect(),
+                next_attempt_at: d.next_attempt_at.map(rfc3339),
+                created_at: rfc3339(d.created_at),
             })
             .collect();
-        Ok(json!({"total": items.len(), "items": items}))
+        Ok(DeliveryList { total: items.len(), items })
     }
 
     /// The deliveries of `event` to every webhook of `owner` that subscribes to it, for the
@@ -199,13 +276,13 @@ impl Services {
             .filter(|h| h.events.iter().any(|e| e == event))
             .map(|h| {
                 let id = Uuid::new_v4();
-                let body = json!({"id": id, "event": event, "at": rfc3339(now), "experiment_id": exp, "data": data});
+                let body = WebhookEvent { id, event, at: rfc3339(now), experiment_id: exp, data };
                 Delivery {
                     id,
                     webhook_id: h.id,
                     event: event.to_string(),
-                    body: body.to_string(),
-                    state: "pending".into(),
+                    body: serde_json::to_string(&body).unwrap_or_default(),
+                    state: DeliveryState::Pending,
                     attempts: vec![],
                     next_attempt_at: Some(now),
                     created_at: now,
@@ -258,7 +335,7 @@ impl Services {
             match result {
                 Ok(code) if (200..300).contains(&code) => {
                     d.attempts.push(Attempt { at, status_code: Some(code), error: None });
-                    d.state = "delivered".into();
+                    d.state = DeliveryState::Delivered;
                     d.next_attempt_at = None;
                 }
                 other => {
@@ -268,7 +345,7 @@ impl Services {
                     };
                     d.attempts.push(Attempt { at, status_code, error });
                     if d.attempts.len() >= MAX_ATTEMPTS {
-                        d.state = "failed".into();
+                        d.state = DeliveryState::Failed;
                         d.next_attempt_at = None;
                     } else {
                         // 1 s, 2 s, 4 s ... doubling, at most an hour.

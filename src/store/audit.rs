@@ -71,7 +71,7 @@ pub fn append(w: &WriteTransaction, d: &Draft, at_ms: i64) -> StoreResult<()> {
     };
     let mut entry = json!({
         "seq": seq,
-        "at": crate::service::rfc3339(at_ms),
+        "at": crate::engine::time::rfc3339(at_ms),
         "actor": d.actor,
         "action": d.action,
         "experiment_id": d.experiment_id,

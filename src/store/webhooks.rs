@@ -26,6 +26,17 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+/// Where a delivery stands. Stored as its lowercase name (the records are JSON).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    Delivered,
+    /// Ran out of attempts.
+    Failed,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Delivery {
     pub id: Uuid,
@@ -33,8 +44,7 @@ pub struct Delivery {
     pub event: String,
     /// The exact bytes sent and signed.
     pub body: String,
-    /// pending, delivered or failed
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: Vec<Attempt>,
     pub next_attempt_at: Option<i64>,
     pub created_at: i64,
@@ -147,8 +157,8 @@ impl Store {
         {
             w.open_table(DELIVERIES)?.insert(d.id.as_u128(), json(d).as_slice())?;
             let mut pending = w.open_table(PENDING)?;
-            match (d.state.as_str(), d.next_attempt_at) {
-                ("pending", Some(at)) => {
+            match (d.state, d.next_attempt_at) {
+                (DeliveryState::Pending, Some(at)) => {
                     pending.insert(d.id.as_u128(), at)?;
                 }
                 _ => {
