@@ -310,7 +310,7 @@ pub const ROUTES: &[Route] = &[
         true,
         200,
         None,
-        None /* MERGE: analytics::Analytics */,
+        Some(any_object) /* MERGE: analytics::Analytics */,
     ),
     r(
         "get",
@@ -319,7 +319,7 @@ pub const ROUTES: &[Route] = &[
         true,
         200,
         None,
-        None /* MERGE: analytics::Timeseries */,
+        Some(any_object) /* MERGE: analytics::Timeseries */,
     ),
     r(
         "post",
