@@ -163,7 +163,10 @@ impl Checker {
         let schema = &documented["content"]["application/json"]["schema"];
         if schema.is_object() {
             if let Err(e) = v.check(schema, &res.body, "answer", true) {
-                panic!("{method} {template}: the answer does not fit the document: {e}\n{}", res.text);
+                panic!(
+                    "{method} {template}: the answer does not fit the document: {e}\n{}",
+                    res.text
+                );
             }
         } else {
             assert!(res.text.is_empty(), "{method} {template}: undocumented body {}", res.text);
@@ -303,11 +306,10 @@ fn real_answers_fit_the_documented_schemas() {
     // Every documented JSON route was exercised here.
     for (path, ops) in c.doc["paths"].as_object().unwrap() {
         for (method, op) in ops.as_object().unwrap() {
-            let json_ok = op["responses"]
-                .as_object()
-                .unwrap()
-                .iter()
-                .any(|(code, r)| code != "default" && r["content"]["application/json"].is_object());
+            let json_ok =
+                op["responses"].as_object().unwrap().iter().any(|(code, r)| {
+                    code != "default" && r["content"]["application/json"].is_object()
+                });
             if json_ok {
                 assert!(
                     c.seen.iter().any(|(m, p)| m == method && p == path),
@@ -336,4 +338,18 @@ fn the_validator_refuses_what_the_document_does_not_say() {
     assert!(v.check(&a, &json!({"n": "1"}), "x", true).is_err(), "wrong type");
     assert!(v.check(&b, &json!({"n": 1, "extra": true}), "x", true).is_ok());
     assert!(v.check(&b, &json!({"n": 1, "other": true}), "x", true).is_err());
+}
+
+#[test]
+fn the_binary_serves_a_readable_api_reference() {
+    let app = TestApp::spawn();
+    let page = app.get("/api-reference", None);
+    assert_eq!(page.status, 200);
+    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(page.text.contains("/reference/reference.js"), "{}", page.text);
+    assert!(!page.text.contains("https://"), "no CDN: everything comes from this server");
+    let js = app.get("/reference/reference.js", None);
+    assert_eq!(js.status, 200);
+    assert!(js.text.contains("/api/v1/openapi.json"));
+    assert_eq!(app.get("/reference/reference.css", None).status, 200);
 }

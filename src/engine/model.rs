@@ -2,8 +2,8 @@
 //! validation that turns a request into a definition. No I/O.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 pub const MAX_VARIANTS: usize = 20;

@@ -23,6 +23,7 @@ pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
     }
     let file = match path.trim_start_matches('/') {
         "" => "index.html",
+        "api-reference" => "api-reference.html",
         p => p,
     };
     let Some(asset) = Assets::get(file) else {

@@ -69,7 +69,16 @@ const fn raw(
     auth: bool,
     media: &'static str,
 ) -> Route {
-    Route { method, path, summary, auth, ok: 200, request: None, response: None, media: Some(media) }
+    Route {
+        method,
+        path,
+        summary,
+        auth,
+        ok: 200,
+        request: None,
+        response: None,
+        media: Some(media),
+    }
 }
 
 pub const ROUTES: &[Route] = &[
@@ -310,7 +319,7 @@ pub const ROUTES: &[Route] = &[
         true,
         200,
         None,
-        Some(any_object) /* MERGE: analytics::Analytics */,
+        Some(any_object), /* MERGE: analytics::Analytics */
     ),
     r(
         "get",
@@ -319,7 +328,7 @@ pub const ROUTES: &[Route] = &[
         true,
         200,
         None,
-        Some(any_object) /* MERGE: analytics::Timeseries */,
+        Some(any_object), /* MERGE: analytics::Timeseries */
     ),
     r(
         "post",

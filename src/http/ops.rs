@@ -9,8 +9,8 @@ use axum::routing::get;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write as _;
-use utoipa::ToSchema;
 use std::sync::atomic::Ordering;
+use utoipa::ToSchema;
 
 use super::AppState;
 

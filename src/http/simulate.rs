@@ -33,7 +33,6 @@ async fn run(
     }
     // One simulation at a time, so the public endpoint cannot starve the hot path's cores.
     let _permit = SIMULATIONS.acquire().await.map_err(|e| AppError::internal(e.to_string()))?;
-    let out =
-        crate::service::blocking(move || Ok(simulate::execute(&plan, &mut |_| {}))).await?;
+    let out = crate::service::blocking(move || Ok(simulate::execute(&plan, &mut |_| {}))).await?;
     Ok(Json(out))
 }

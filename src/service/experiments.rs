@@ -258,7 +258,10 @@ impl Services {
 
     pub fn get_experiment(&self, who: &Principal, id: Uuid) -> AppResult<ExperimentDetail> {
         let e = self.owned(who, id)?;
-        Ok(ExperimentDetail { experiment: ExperimentView::from(&e.exp), stats: self.basic_stats(&e) })
+        Ok(ExperimentDetail {
+            experiment: ExperimentView::from(&e.exp),
+            stats: self.basic_stats(&e),
+        })
     }
 
     fn basic_stats(&self, e: &Entry) -> BasicStats {

@@ -12,6 +12,7 @@ pub mod datasets;
 pub mod demo;
 pub mod experiments;
 pub mod export;
+pub mod outbound;
 pub mod pg_export;
 pub mod secrets;
 pub mod simulate;

@@ -477,8 +477,7 @@ impl Services {
                 }
             }
         }
-        let settings =
-            SiteSettings { endpoint: self.public_url(), site_key, hide, timeout: 1500 };
+        let settings = SiteSettings { endpoint: self.public_url(), site_key, hide, timeout: 1500 };
         // `</` inside a JSON string could end an inline script; escape it defensively.
         let settings = serde_json::to_string(&settings).unwrap_or_default().replace("</", "<\\/");
         Some(format!("window.__samplit={settings};\n{tracker_js}"))
