@@ -226,7 +226,7 @@ impl Services {
     pub fn export_assignments_xlsx(&self, who: &Principal, id: Uuid) -> AppResult<Chunks> {
         let cols = Assignments::new(self.owned(who, id)?);
         // Before the first byte: once the body streams, an error can no longer be a JSON one.
-        let summary = summary_rows(&self.analytics(who, id)?);
+        let summary = summary_rows(&serde_json::json!(self.analytics(who, id)?));
         let store = self.store.clone();
         Ok(stream(move |out| {
             let mut book = XlsxWriter::new(out);
@@ -239,7 +239,7 @@ impl Services {
 
     /// The per-arm summary as CSV, from the analytics.
     pub fn export_summary_csv(&self, who: &Principal, id: Uuid) -> AppResult<String> {
-        let rows = summary_rows(&self.analytics(who, id)?);
+        let rows = summary_rows(&serde_json::json!(self.analytics(who, id)?));
         let mut out = SUMMARY_HEADER.join(",");
         out.push('\n');
         for row in &rows {
@@ -250,7 +250,7 @@ impl Services {
 
     /// A workbook with only the summary sheet (a few rows: built in memory).
     pub fn export_summary_xlsx(&self, who: &Principal, id: Uuid) -> AppResult<Vec<u8>> {
-        let rows = summary_rows(&self.analytics(who, id)?);
+        let rows = summary_rows(&serde_json::json!(self.analytics(who, id)?));
         let mut book = XlsxWriter::new(Vec::new());
         summary_sheet(&mut book, &rows)
             .and_then(|()| book.finish())
