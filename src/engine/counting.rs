@@ -317,9 +317,9 @@ mod tests {
     #[test]
     fn a_missing_weights_version_spreads_the_rest_evenly() {
         let mut st = BanditState::new(4, vec![0.25; 4]);
-        count_assignment(&mut st, Some(2), Seen::Propensity(0.4)).unwrap();
+        count_assignment(&mut st, Some(2), Seen::Propensity(0.625)).unwrap();
         let expected: Vec<f64> = st.arms.iter().map(|a| a.expected).collect();
-        assert_eq!(expected, vec![0.2, 0.2, 0.4, 0.2]);
+        assert_eq!(expected, vec![0.125, 0.125, 0.625, 0.125]);
         assert_eq!(st.arms[2].allocations, 1);
         // One arm: the whole propensity goes to it.
         let mut one = BanditState::new(1, vec![1.0]);
