@@ -50,12 +50,12 @@ pub struct Live {
 }
 
 impl Live {
-    pub fn get(&self, exp: Uuid) -> Option<Arc<Snapshot>> {
-        self.inner.read().ok()?.get(&exp).cloned()
-    }
-
     // A panic while holding the lock cannot leave the map half-changed (it holds immutable
     // snapshots, each replaced whole), so a poisoned lock is recovered, never skipped.
+    pub fn get(&self, exp: Uuid) -> Option<Arc<Snapshot>> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).get(&exp).cloned()
+    }
+
     fn publish(&self, exp: Uuid, snap: Snapshot) {
         let mut m = self.inner.write().unwrap_or_else(|e| e.into_inner());
         m.insert(exp, Arc::new(snap));
