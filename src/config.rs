@@ -126,6 +126,8 @@ pub struct EngineConfig {
     pub burn_in: u64,
     /// Least time between two weight refreshes of one experiment.
     pub refresh_interval_ms: u64,
+    /// Probability of being best the leader needs before a winner may be declared.
+    pub prob_best_threshold: f64,
     /// Expected-loss threshold (absolute conversion rate) for the recommendation.
     pub loss_threshold: f64,
     /// Visitors per arm before a winner may be declared.
@@ -191,6 +193,7 @@ impl Default for Config {
                 floor: 0.01,
                 burn_in: 0,
                 refresh_interval_ms: 1000,
+                prob_best_threshold: 0.95,
                 loss_threshold: 0.001,
                 min_sample: 100,
             },
@@ -308,6 +311,9 @@ impl Config {
         }
         if !(0.0..0.5).contains(&self.engine.floor) {
             return Err(bad("engine.floor", "must be in [0, 0.5)"));
+        }
+        if !(self.engine.prob_best_threshold > 0.5 && self.engine.prob_best_threshold < 1.0) {
+            return Err(bad("engine.prob_best_threshold", "must be in (0.5, 1)"));
         }
         if !(self.engine.loss_threshold > 0.0 && self.engine.loss_threshold < 1.0) {
             return Err(bad("engine.loss_threshold", "must be in (0, 1)"));
@@ -547,6 +553,19 @@ mod tests {
         let env = [("SAMPLIT_WEBHOOKS__CA_FILE", "/etc/b.pem")];
         let c = resolve(Some(file), &env, Overrides::default()).unwrap();
         assert_eq!(c.webhooks.ca_file, "/etc/b.pem", "env beats file");
+    }
+
+    #[test]
+    fn prob_best_threshold_is_checked() {
+        let c = resolve(None, &[], Overrides::default()).unwrap();
+        assert_eq!(c.engine.prob_best_threshold, 0.95);
+        let c = resolve(Some("[engine]\nprob_best_threshold = 0.99\n"), &[], Overrides::default());
+        assert_eq!(c.unwrap().engine.prob_best_threshold, 0.99);
+        for bad in ["0.5", "1.0", "1.5", "-1.0"] {
+            let env = [("SAMPLIT_ENGINE__PROB_BEST_THRESHOLD", bad)];
+            let e = resolve(None, &env, Overrides::default()).unwrap_err();
+            assert!(e.contains("engine.prob_best_threshold"), "{bad}: {e}");
+        }
     }
 
     #[test]

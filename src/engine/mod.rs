@@ -2,7 +2,9 @@
 //! and state encryption. Tested and benchmarked alone.
 
 pub mod allocator;
+pub mod counting;
 pub mod crypto;
+pub mod decision;
 pub mod hashing;
 pub mod model;
 pub mod simulator;

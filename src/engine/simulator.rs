@@ -1,12 +1,14 @@
 //! Synthetic Bernoulli traffic through the production allocator: the same weights
 //! (`allocator::adaptive_weights`) and the same bucketing (`hashing::choose` against a
 //! uniform bucket at the hash's 1/10000 resolution), so the simulator's regret is the
-//! engine's regret. Seeded and reproducible.
+//! engine's regret. Visitors and conversions are counted by the server's own rules
+//! (`counting`). Seeded and reproducible.
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::allocator::{self, ArmCounts};
+use super::allocator;
+use super::counting::{self, BanditState, Seen};
 use super::hashing;
 
 pub const MAX_VISITORS: u64 = 1_000_000;
@@ -85,32 +87,32 @@ pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: &mut dyn FnMu
     let k = setup.true_rates.len();
     let best = setup.true_rates.iter().copied().fold(f64::MIN, f64::max);
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut counts = vec![ArmCounts::default(); k];
     let mut weights = vec![1.0 / k as f64; k];
+    let mut st = BanditState::new(k, weights.clone());
     let mut regret = 0.0;
     let mut conversions = 0u64;
     let every = setup.update_every.max(1);
     let step = (setup.visitors / TIMELINE_POINTS).max(1);
     let mut timeline = Vec::with_capacity(TIMELINE_POINTS as usize + 1);
-    let mut ipw = vec![0.0; k];
     for v in 0..setup.visitors {
         if strategy == Strategy::Adaptive && v % every == 0 && v > 0 {
-            weights = allocator::adaptive_weights(&counts, setup.floor, setup.burn_in);
+            weights =
+                allocator::adaptive_weights(&counting::arm_counts(&st), setup.floor, setup.burn_in);
         }
         let n = f64::from(rng.random_range(0..10_000u32)) / 10_000.0;
         let arm = hashing::choose(n, &weights, 1.0).unwrap_or(k - 1);
-        counts[arm].allocations += 1;
+        counting::count_assignment(&mut st, Some(arm), Seen::Weights(&weights))
+            .expect("choose returns an arm of the setup");
         let rate = setup.true_rates[arm];
         regret += best - rate;
         if rng.random::<f64>() < rate {
-            counts[arm].conversions += 1;
+            counting::count_conversion(&mut st, arm, weights[arm], None);
             conversions += 1;
-            ipw[arm] += 1.0 / weights[arm];
         }
         if (v + 1) % step == 0 || v + 1 == setup.visitors {
             timeline.push(Point {
                 visitors: v + 1,
-                allocations: counts.iter().map(|c| c.allocations as f64).collect(),
+                allocations: st.arms.iter().map(|a| a.allocations as f64).collect(),
                 conversions: conversions as f64,
                 regret,
             });
@@ -124,9 +126,9 @@ pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: &mut dyn FnMu
     Run {
         conversions,
         regret,
-        allocations: counts.iter().map(|c| c.allocations).collect(),
-        arm_conversions: counts.iter().map(|c| c.conversions).collect(),
-        ipw_rates: ipw.iter().map(|s| s / n).collect(),
+        allocations: st.arms.iter().map(|a| a.allocations).collect(),
+        arm_conversions: st.arms.iter().map(|a| a.conversions).collect(),
+        ipw_rates: st.arms.iter().map(|a| a.ipw_conversions / n).collect(),
         timeline,
     }
 }

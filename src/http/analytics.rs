@@ -5,11 +5,11 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::experiments::exp_id;
 use super::extract::Auth;
 use super::{ApiResult, AppState};
+use crate::service::analytics::{Analytics, Timeseries};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -21,7 +21,7 @@ async fn results(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Analytics>> {
     Ok(Json(s.services.analytics(&p, exp_id(&id)?)?))
 }
 
@@ -35,7 +35,7 @@ async fn timeseries(
     Auth(p): Auth,
     Path(id): Path<String>,
     Query(q): Query<SeriesQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Timeseries>> {
     let bucket = q.bucket.as_deref().unwrap_or("hour");
     Ok(Json(s.services.timeseries(&p, exp_id(&id)?, bucket)?))
 }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use crate::http::{account, experiments, ops, tracker, webhooks};
-use crate::service::{audit, auth, experiments as exps, simulate, tracker as trk};
+use crate::service::{analytics, audit, auth, experiments as exps, simulate, tracker as trk};
 
 /// Registers a body's schema (and every schema it refers to) and answers how to refer to it.
 pub type Body = fn(&mut Map<String, Value>) -> Value;
@@ -319,7 +319,7 @@ pub const ROUTES: &[Route] = &[
         true,
         200,
         None,
-        Some(any_object), /* MERGE: analytics::Analytics */
+        Some(of::<analytics::Analytics>),
     ),
     r(
         "get",
@@ -328,7 +328,7 @@ pub const ROUTES: &[Route] = &[
         true,
         200,
         None,
-        Some(any_object), /* MERGE: analytics::Timeseries */
+        Some(of::<analytics::Timeseries>),
     ),
     r(
         "post",

@@ -129,7 +129,7 @@ impl Services {
                 let snap = self.writer.live().get(id);
                 let mut v = experiment_json(&e.exp);
                 if let Some(s) = snap {
-                    v["analytics"] = self.analyse(&e.exp, &s.state);
+                    v["analytics"] = json!(self.analyse(&e.exp, &s.state));
                 }
                 Ok(v)
             }

@@ -110,7 +110,7 @@ impl Services {
         }
 
         // Read the results as the dashboard would.
-        let analytics = self.analytics(&who, id)?;
+        let analytics = json!(self.analytics(&who, id)?);
         let arms = analytics["arms"].as_array().cloned().unwrap_or_default();
         let mut matrix =
             String::from("cta,copy,visitors,conversions,conversion_rate,true_rate,prob_best\n");

@@ -4,7 +4,7 @@
 //!
 //! Both formats build their rows as [`Cell`]s in one place, so the columns cannot drift apart.
 
-use serde_json::Value;
+use super::analytics::Analytics;
 use std::io::{self, Write};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -124,29 +124,26 @@ fn each_assignment(
     failed.map_or(Ok(()), Err)
 }
 
-/// The per-arm summary rows (a handful), from the analytics JSON.
-fn summary_rows(a: &Value) -> Vec<Vec<Cell<'static>>> {
-    let num = |v: &Value| v.as_f64().map_or(Cell::Empty, Cell::Number);
-    let int = |v: &Value| v.as_i64().map_or_else(|| num(v), Cell::Int);
-    let text = |v: &Value| Cell::text(v.as_str().unwrap_or("").to_string());
-    a["arms"]
-        .as_array()
-        .into_iter()
-        .flatten()
+/// The per-arm summary rows (a handful), from the analytics.
+fn summary_rows(a: &Analytics) -> Vec<Vec<Cell<'static>>> {
+    let num = |v: Option<f64>| v.map_or(Cell::Empty, Cell::Number);
+    let int = |n: u64| i64::try_from(n).map_or(Cell::Number(n as f64), Cell::Int);
+    a.arms
+        .iter()
         .map(|arm| {
             vec![
-                text(&arm["arm_id"]),
-                text(&arm["name"]),
-                int(&arm["allocations"]),
-                int(&arm["conversions"]),
-                num(&arm["conversion_rate"]),
-                num(&arm["adjusted_conversion_rate"]),
-                num(&arm["credible_interval"][0]),
-                num(&arm["credible_interval"][1]),
-                num(&arm["prob_best"]),
-                num(&arm["expected_loss"]),
-                num(&arm["lift_vs_control"]),
-                num(&arm["traffic_weight"]),
+                Cell::text(arm.arm_id.clone()),
+                Cell::text(arm.name.clone()),
+                int(arm.allocations),
+                int(arm.conversions),
+                Cell::Number(arm.conversion_rate),
+                Cell::Number(arm.adjusted_conversion_rate),
+                Cell::Number(arm.credible_interval[0]),
+                Cell::Number(arm.credible_interval[1]),
+                Cell::Number(arm.prob_best),
+                Cell::Number(arm.expected_loss),
+                num(arm.lift_vs_control),
+                Cell::Number(arm.traffic_weight),
             ]
         })
         .collect()

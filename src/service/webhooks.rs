@@ -303,12 +303,12 @@ impl Services {
                 continue;
             }
             let a = self.analyse(&e.exp, &snap.state);
-            if a["recommendation"]["decision"] == "declare_winner" {
-                let data = json!({"recommendation": a["recommendation"]});
+            if a.recommendation.decision == crate::engine::decision::Decision::DeclareWinner {
+                let data = json!({"recommendation": a.recommendation});
                 let _ = self.emit_once(e.exp.owner, "experiment.winner_found", e.exp.id, data);
             }
-            if a["srm"]["mismatch"] == true {
-                let data = json!({"srm": a["srm"]});
+            if a.srm.mismatch {
+                let data = json!({"srm": a.srm});
                 let _ = self.emit_once(e.exp.owner, "experiment.srm_detected", e.exp.id, data);
             }
         }

@@ -484,8 +484,8 @@ impl Store {
     }
 }
 
-/// The conversion key of an experiment's primary goal.
-pub const PRIMARY_GOAL: &str = "";
+/// The conversion key of an experiment's primary goal (the rule lives in engine::counting).
+pub use crate::engine::counting::PRIMARY_GOAL;
 
 pub(crate) fn read_u64(b: &[u8]) -> u64 {
     b.get(..8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0)

@@ -100,39 +100,6 @@ pub struct ConversionRecV4 {
     pub at: i64,
 }
 
-/// Per-arm accumulators, updated in the same transaction as the records they count.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ArmState {
-    pub allocations: u64,
-    /// Conversions of the primary goal, once per visitor.
-    pub conversions: u64,
-    /// Σ of this arm's weight over every assignment: the count SRM expects.
-    pub expected: f64,
-    /// Σ 1/propensity over converting visitors: the inverse-propensity numerator.
-    pub ipw_conversions: f64,
-    pub value_sum: f64,
-}
-
-/// The bandit state of one experiment, stored sealed under the state key.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct BanditState {
-    pub arms: Vec<ArmState>,
-    pub weights: Vec<f64>,
-    pub weights_version: u32,
-    pub excluded: u64,
-    pub refreshed_at: i64,
-}
-
-impl BanditState {
-    pub fn new(k: usize, weights: Vec<f64>) -> BanditState {
-        BanditState { arms: vec![ArmState::default(); k], weights, ..Default::default() }
-    }
-
-    pub fn visitors(&self) -> u64 {
-        self.arms.iter().map(|a| a.allocations).sum()
-    }
-
-    pub fn conversions(&self) -> u64 {
-        self.arms.iter().map(|a| a.conversions).sum()
-    }
-}
+/// The bandit state (per-arm counters and weights) is plain engine data; the counter rules
+/// that change it live beside it in `engine::counting`.
+pub use crate::engine::counting::{ArmState, BanditState};

@@ -18,8 +18,9 @@ use uuid::Uuid;
 
 use super::records::{AssignmentRec, BanditState, ConversionRec, EXCLUDED};
 use super::tables::*;
-use super::{PRIMARY_GOAL, Store, StoreError, StoreResult, corrupt};
-use crate::engine::allocator::{self, ArmCounts, Weights};
+use super::{Store, StoreError, StoreResult, corrupt};
+use crate::engine::allocator::{self, Weights};
+use crate::engine::counting::{self, PRIMARY_GOAL, Seen};
 use crate::engine::crypto::StateKey;
 
 /// What the writer needs to know of an experiment to keep its state.
@@ -49,20 +50,20 @@ pub struct Live {
 }
 
 impl Live {
+    // A panic while holding the lock cannot leave the map half-changed (it holds immutable
+    // snapshots, each replaced whole), so a poisoned lock is recovered, never skipped.
     pub fn get(&self, exp: Uuid) -> Option<Arc<Snapshot>> {
-        self.inner.read().ok()?.get(&exp).cloned()
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).get(&exp).cloned()
     }
 
     fn publish(&self, exp: Uuid, snap: Snapshot) {
-        if let Ok(mut m) = self.inner.write() {
-            m.insert(exp, Arc::new(snap));
-        }
+        let mut m = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        m.insert(exp, Arc::new(snap));
     }
 
     fn remove(&self, exp: Uuid) {
-        if let Ok(mut m) = self.inner.write() {
-            m.remove(&exp);
-        }
+        let mut m = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        m.remove(&exp);
     }
 }
 
@@ -259,34 +260,19 @@ fn recount(
         let (_, user) = k.value();
         let rec: AssignmentRec =
             postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e))?;
-        if rec.excluded() {
-            st.excluded += 1;
-            continue;
-        }
-        let arm = usize::from(rec.arm);
-        let Some(a) = st.arms.get_mut(arm) else {
-            return Err(corrupt("assignments", format!("arm {arm} out of range for {exp}")));
+        let arm = (!rec.excluded()).then_some(usize::from(rec.arm));
+        let seen = match weights_at.get(&rec.weights_version) {
+            Some(ws) => Seen::Weights(ws),
+            None => Seen::Propensity(rec.propensity),
         };
-        a.allocations += 1;
-        if let Some(ws) = weights_at.get(&rec.weights_version) {
-            for (i, w) in ws.iter().enumerate().take(arms) {
-                st.arms[i].expected += w;
-            }
-        } else {
-            // No history for that version: credit the recorded propensity to its own arm
-            // and spread the rest evenly, which keeps the total exact.
-            let rest = (1.0 - rec.propensity) / (arms.max(2) - 1) as f64;
-            for (i, s) in st.arms.iter_mut().enumerate() {
-                s.expected += if i == arm { rec.propensity } else { rest };
-            }
-        }
+        counting::count_assignment(&mut st, arm, seen)
+            .map_err(|e| corrupt("assignments", format!("arm {} out of range for {exp}", e.0)))?;
+        let Some(arm) = arm else { continue };
+        // Only the primary goal counts: the one conversion key to look up.
         if let Some(c) = conv.get((id, user, PRIMARY_GOAL))? {
             let c: ConversionRec =
                 postcard::from_bytes(c.value()).map_err(|e| corrupt("conversions", e))?;
-            let a = &mut st.arms[arm];
-            a.conversions += 1;
-            a.ipw_conversions += 1.0 / rec.propensity.max(1e-12);
-            a.value_sum += c.value.unwrap_or(0.0);
+            counting::count_conversion(&mut st, arm, rec.propensity, c.value);
         }
     }
     Ok(st)
@@ -694,24 +680,19 @@ impl Thread {
                             at: *at,
                             seq,
                         };
-                        match arm {
-                            Some(a) if *a < st.arms.len() => {
-                                st.arms[*a].allocations += 1;
-                                for (s, w) in st.arms.iter_mut().zip(&weights.w) {
-                                    s.expected += w;
-                                }
-                                ts.entry((exp.as_u128(), at.div_euclid(HOUR_MS), *a as u32))
-                                    .or_default()
-                                    .0 += 1;
-                            }
-                            Some(a) => {
-                                outcomes.push(Outcome::Assign(Err(corrupt(
-                                    "assignments",
-                                    format!("arm {a} out of range"),
-                                ))));
-                                continue;
-                            }
-                            None => st.excluded += 1,
+                        if let Err(e) =
+                            counting::count_assignment(st, *arm, Seen::Weights(&weights.w))
+                        {
+                            outcomes.push(Outcome::Assign(Err(corrupt(
+                                "assignments",
+                                format!("arm {} out of range", e.0),
+                            ))));
+                            continue;
+                        }
+                        if let Some(a) = arm {
+                            ts.entry((exp.as_u128(), at.div_euclid(HOUR_MS), *a as u32))
+                                .or_default()
+                                .0 += 1;
                         }
                         let bytes = postcard::to_allocvec(&rec).expect("record serializes");
                         asg.insert(key, bytes.as_slice())?;
@@ -735,7 +716,7 @@ impl Thread {
                             outcomes.push(Outcome::Convert(Ok(ConvertOutcome::Duplicate)));
                             continue;
                         }
-                        if goal == PRIMARY_GOAL {
+                        if counting::counts_goal(goal) {
                             if self.broken.contains(exp) {
                                 outcomes.push(Outcome::Convert(Err(StoreError::StateUnreadable {
                                     experiment: *exp,
@@ -749,11 +730,7 @@ impl Thread {
                                 continue;
                             };
                             let arm = usize::from(rec.arm);
-                            if let Some(a) = st.arms.get_mut(arm) {
-                                a.conversions += 1;
-                                a.ipw_conversions += 1.0 / rec.propensity.max(1e-12);
-                                a.value_sum += value.unwrap_or(0.0);
-                            }
+                            counting::count_conversion(st, arm, rec.propensity, *value);
                             ts.entry((
                                 exp.as_u128(),
                                 at.div_euclid(HOUR_MS),
@@ -787,18 +764,9 @@ impl Thread {
                 let ws = postcard::to_allocvec(&st.weights).expect("weights serialize");
                 history.insert((exp.as_u128(), st.weights_version), ws.as_slice())?;
                 if let Some(meta) = self.metas.get(exp) {
-                    let posterior: Vec<serde_json::Value> = st
-                        .arms
-                        .iter()
-                        .map(|a| {
-                            serde_json::json!({"alpha": 1 + a.conversions,
-                                "beta": 1 + a.allocations.saturating_sub(a.conversions)})
-                        })
-                        .collect();
                     let d = super::audit::Draft::new(meta.owner, "samplit", "weights.updated")
                         .experiment(*exp)
-                        .data(serde_json::json!({"version": st.weights_version,
-                            "weights": st.weights, "posterior": posterior}));
+                        .data(serde_json::json!(counting::weights_update(st)));
                     // A damaged audit chain must not stop every visitor's assignment.
                     if let Err(e) = super::audit::append(&w, &d, st.refreshed_at) {
                         tracing::error!(error = %e, experiment = %exp, "cannot audit a weight update");
@@ -841,12 +809,8 @@ impl Thread {
                 continue;
             }
             let Some(st) = self.states.get_mut(&exp) else { continue };
-            let counts: Vec<ArmCounts> = st
-                .arms
-                .iter()
-                .map(|a| ArmCounts { allocations: a.allocations, conversions: a.conversions })
-                .collect();
-            let w = allocator::adaptive_weights(&counts, meta.floor, meta.burn_in);
+            let w =
+                allocator::adaptive_weights(&counting::arm_counts(st), meta.floor, meta.burn_in);
             st.refreshed_at = now;
             if w != st.weights {
                 st.weights = w;
