@@ -2,6 +2,7 @@
 //! of operations below (domain records in, domain records out, no redb types), so another
 //! backend can stand behind the same calls. Hot writes go only through `writer`.
 
+pub mod api;
 pub mod audit;
 pub mod backup;
 pub mod records;
