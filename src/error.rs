@@ -163,6 +163,9 @@ mod tests {
             assert!((400..600).contains(&c.status()));
         }
         assert_eq!(Code::parse("NOPE"), None);
-        assert_eq!((Code::ExportTarget.as_str(), Code::ExportTarget.status()), ("EXPORT_TARGET_FAILED", 502));
+        assert_eq!(
+            (Code::ExportTarget.as_str(), Code::ExportTarget.status()),
+            ("EXPORT_TARGET_FAILED", 502)
+        );
     }
 }

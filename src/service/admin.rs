@@ -131,8 +131,15 @@ pub struct CheckedExperiment {
 #[serde(untagged)]
 pub enum CheckOutcome {
     /// `stored` is null for an experiment with no stored counters yet.
-    Counted { stored: Option<ArmCounts>, recounted: ArmCounts, visitors: u64, conversions: u64 },
-    Failed { error: String },
+    Counted {
+        stored: Option<ArmCounts>,
+        recounted: ArmCounts,
+        visitors: u64,
+        conversions: u64,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -323,40 +330,40 @@ impl Services {
     pub async fn check(&self, experiment: Option<String>) -> AppResult<CheckReport> {
         let targets = self.targets(experiment)?;
         self.on_writer(move |ctx| {
-                let mut rows = Vec::new();
-                let mut all_ok = true;
-                for (exp, arms) in targets {
-                    let row = match writer::check(ctx.store, ctx.key, exp, arms) {
-                        Ok((stored, recounted)) => {
-                            let counts = |s: &crate::store::records::BanditState| {
-                                s.arms
-                                    .iter()
-                                    .map(|a| (a.allocations, a.conversions))
-                                    .collect::<Vec<_>>()
-                            };
-                            let ok = stored.as_ref().is_none_or(|s| {
-                                counts(s) == counts(&recounted) && s.excluded == recounted.excluded
-                            });
-                            all_ok &= ok;
-                            let outcome = CheckOutcome::Counted {
-                                stored: stored.as_ref().map(counts),
-                                recounted: counts(&recounted),
-                                visitors: recounted.visitors(),
-                                conversions: recounted.conversions(),
-                            };
-                            CheckedExperiment { experiment: exp, ok, outcome }
-                        }
-                        Err(e) => {
-                            all_ok = false;
-                            let outcome = CheckOutcome::Failed { error: e.to_string() };
-                            CheckedExperiment { experiment: exp, ok: false, outcome }
-                        }
-                    };
-                    rows.push(row);
-                }
-                Ok(CheckReport { ok: all_ok, experiments: rows })
-            })
-            .await
+            let mut rows = Vec::new();
+            let mut all_ok = true;
+            for (exp, arms) in targets {
+                let row = match writer::check(ctx.store, ctx.key, exp, arms) {
+                    Ok((stored, recounted)) => {
+                        let counts = |s: &crate::store::records::BanditState| {
+                            s.arms
+                                .iter()
+                                .map(|a| (a.allocations, a.conversions))
+                                .collect::<Vec<_>>()
+                        };
+                        let ok = stored.as_ref().is_none_or(|s| {
+                            counts(s) == counts(&recounted) && s.excluded == recounted.excluded
+                        });
+                        all_ok &= ok;
+                        let outcome = CheckOutcome::Counted {
+                            stored: stored.as_ref().map(counts),
+                            recounted: counts(&recounted),
+                            visitors: recounted.visitors(),
+                            conversions: recounted.conversions(),
+                        };
+                        CheckedExperiment { experiment: exp, ok, outcome }
+                    }
+                    Err(e) => {
+                        all_ok = false;
+                        let outcome = CheckOutcome::Failed { error: e.to_string() };
+                        CheckedExperiment { experiment: exp, ok: false, outcome }
+                    }
+                };
+                rows.push(row);
+            }
+            Ok(CheckReport { ok: all_ok, experiments: rows })
+        })
+        .await
     }
 
     /// Rebuilds bandit state from the records: for one experiment, or every broken one.

@@ -3,8 +3,8 @@
 //! audit entries are read just after. Each file is written under a temporary name and
 //! renamed when complete, so a reader never sees half a table, and a failed run leaves none.
 
-use serde_json::{Value, json};
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};

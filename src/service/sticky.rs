@@ -41,7 +41,8 @@ impl StickyCache {
 
     pub fn put(&self, exp: Uuid, user: &str, rec: AssignmentRec) {
         let k = self.key(exp, user);
-        let mut shard = self.shards[(k as usize) % SHARDS].lock().unwrap_or_else(|e| e.into_inner());
+        let mut shard =
+            self.shards[(k as usize) % SHARDS].lock().unwrap_or_else(|e| e.into_inner());
         if shard.len() >= self.per_shard {
             shard.clear();
         }
