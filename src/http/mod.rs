@@ -7,6 +7,7 @@ pub mod assets;
 pub mod experiments;
 pub mod extract;
 pub mod limits;
+pub mod meta;
 pub mod openapi;
 pub mod ops;
 pub mod tracker;
@@ -99,7 +100,8 @@ pub fn app(state: AppState) -> Router {
         .merge(account::router())
         .merge(experiments::router())
         .merge(analytics::router())
-        .merge(ops::api_router());
+        .merge(ops::api_router())
+        .merge(meta::router());
     if let Some(c) = cors(&cfg.server.api_cors_origins) {
         api = api.layer(
             c.allow_methods(Any).allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),

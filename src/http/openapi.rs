@@ -27,6 +27,7 @@ pub const ROUTES: &[Route] = &[
     r("get", "/ready", "Readiness: the store answers", false, 200),
     r("get", "/metrics", "Prometheus metrics", false, 200),
     r("get", "/api/v1/openapi.json", "This document", false, 200),
+    r("get", "/api/v1/meta/limits", "Input limits and variant content keys", false, 200),
     r("post", "/api/v1/auth/register", "Create an account (first user becomes admin)", false, 201),
     r("post", "/api/v1/auth/token", "Log in: JSON or OAuth2 password form", false, 200),
     r("get", "/api/v1/auth/me", "The caller", true, 200),
