@@ -103,9 +103,11 @@ mod tests {
         let l = limits();
         let copies = [
             format!("maxlength: {}", l.max_name),
-            format!("= {};", l.max_variants),
-            format!("= {};", l.max_elements),
-            format!("= {};", l.min_variants),
+            "MAX_VARIANTS =".into(),
+            "MIN_VARIANTS =".into(),
+            "MAX_ELEMENTS =".into(),
+            "CONTENT_KEYS =".into(),
+            format!("length > {}", l.max_variants),
             format!("max: '{}'", l.simulator.max_visitors),
             format!("1 to {}.'", l.simulator.max_repetitions),
             format!("(1–{})", l.simulator.max_repetitions),
