@@ -52,7 +52,7 @@ async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<
     let mut caller_gone = false;
     let answer = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(req) => {
-            tracing::info!(command = ?std::mem::discriminant(&req), "admin command over the socket");
+            tracing::info!(command = req.name(), "admin command over the socket");
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
             let progress = move |v: Value| drop(tx.send(v));
             let work = services.admin(req, &progress);

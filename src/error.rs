@@ -4,126 +4,72 @@
 use serde_json::{Value, json};
 use std::fmt;
 
-/// Stable, documented error codes. The HTTP status is a property of the code, so every
-/// failure of one kind answers the same way wherever it happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    BadJson,
-    BadRequest,
-    UnsupportedMediaType,
-    PayloadTooLarge,
-    Unauthorized,
-    InvalidCredentials,
-    InvalidSiteKey,
-    Forbidden,
-    RegistrationClosed,
-    RouteNotFound,
-    MethodNotAllowed,
-    UserNotFound,
-    ExpNotFound,
-    ApiKeyNotFound,
-    AssignmentNotFound,
-    EmailTaken,
-    InvalidTransition,
-    ExpNotRunning,
-    ExpNotDraft,
-    ValidationFailed,
-    RateLimited,
-    StateUnreadable,
-    ServerBusy,
-    ExportTarget,
-    Internal,
+/// Declares every error code once: `Name => "STABLE_STRING", http_status;`. The enum,
+/// `Code::ALL`, `as_str`, `status` and `parse` all come from the one table, so adding a
+/// code is one line (Meilisearch's `make_error_codes!` is the model).
+macro_rules! error_codes {
+    ($($(#[$doc:meta])* $name:ident => $text:literal, $status:literal;)+) => {
+        /// Stable, documented error codes. The HTTP status is a property of the code, so
+        /// every failure of one kind answers the same way wherever it happens.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Code {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$name,)+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$name => $text,)+
+                }
+            }
+
+            pub fn status(self) -> u16 {
+                match self {
+                    $(Code::$name => $status,)+
+                }
+            }
+
+            /// The code with this stable name (as sent over the admin socket).
+            pub fn parse(s: &str) -> Option<Code> {
+                match s {
+                    $($text => Some(Code::$name),)+
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl Code {
-    pub const ALL: [Code; 25] = [
-        Code::BadJson,
-        Code::BadRequest,
-        Code::UnsupportedMediaType,
-        Code::PayloadTooLarge,
-        Code::Unauthorized,
-        Code::InvalidCredentials,
-        Code::InvalidSiteKey,
-        Code::Forbidden,
-        Code::RegistrationClosed,
-        Code::RouteNotFound,
-        Code::MethodNotAllowed,
-        Code::UserNotFound,
-        Code::ExpNotFound,
-        Code::ApiKeyNotFound,
-        Code::AssignmentNotFound,
-        Code::EmailTaken,
-        Code::InvalidTransition,
-        Code::ExpNotRunning,
-        Code::ExpNotDraft,
-        Code::ValidationFailed,
-        Code::RateLimited,
-        Code::StateUnreadable,
-        Code::ServerBusy,
-        Code::ExportTarget,
-        Code::Internal,
-    ];
-
-    /// The code with this stable name (as sent over the admin socket).
-    pub fn parse(s: &str) -> Option<Code> {
-        Code::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::BadJson => "BAD_JSON",
-            Code::BadRequest => "BAD_REQUEST",
-            Code::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
-            Code::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
-            Code::Unauthorized => "UNAUTHORIZED",
-            Code::InvalidCredentials => "INVALID_CREDENTIALS",
-            Code::InvalidSiteKey => "INVALID_SITE_KEY",
-            Code::Forbidden => "FORBIDDEN",
-            Code::RegistrationClosed => "REGISTRATION_CLOSED",
-            Code::RouteNotFound => "ROUTE_NOT_FOUND",
-            Code::MethodNotAllowed => "METHOD_NOT_ALLOWED",
-            Code::UserNotFound => "USER_NOT_FOUND",
-            Code::ExpNotFound => "EXP_NOT_FOUND",
-            Code::ApiKeyNotFound => "API_KEY_NOT_FOUND",
-            Code::AssignmentNotFound => "ASSIGNMENT_NOT_FOUND",
-            Code::EmailTaken => "EMAIL_TAKEN",
-            Code::InvalidTransition => "INVALID_TRANSITION",
-            Code::ExpNotRunning => "EXP_NOT_RUNNING",
-            Code::ExpNotDraft => "EXP_NOT_DRAFT",
-            Code::ValidationFailed => "VALIDATION_FAILED",
-            Code::RateLimited => "RATE_LIMITED",
-            Code::StateUnreadable => "STATE_UNREADABLE",
-            Code::ServerBusy => "SERVER_BUSY",
-            Code::ExportTarget => "EXPORT_TARGET_FAILED",
-            Code::Internal => "INTERNAL",
-        }
-    }
-
-    pub fn status(self) -> u16 {
-        match self {
-            Code::BadJson | Code::BadRequest => 400,
-            Code::Unauthorized | Code::InvalidCredentials | Code::InvalidSiteKey => 401,
-            Code::Forbidden | Code::RegistrationClosed => 403,
-            Code::RouteNotFound
-            | Code::UserNotFound
-            | Code::ExpNotFound
-            | Code::ApiKeyNotFound
-            | Code::AssignmentNotFound => 404,
-            Code::MethodNotAllowed => 405,
-            Code::EmailTaken
-            | Code::InvalidTransition
-            | Code::ExpNotRunning
-            | Code::ExpNotDraft => 409,
-            Code::PayloadTooLarge => 413,
-            Code::UnsupportedMediaType => 415,
-            Code::ValidationFailed => 422,
-            Code::RateLimited => 429,
-            Code::Internal => 500,
-            // The export target (another server) failed or refused: a bad gateway.
-            Code::ExportTarget => 502,
-            Code::StateUnreadable | Code::ServerBusy => 503,
-        }
-    }
+error_codes! {
+    BadJson => "BAD_JSON", 400;
+    BadRequest => "BAD_REQUEST", 400;
+    UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE", 415;
+    PayloadTooLarge => "PAYLOAD_TOO_LARGE", 413;
+    Unauthorized => "UNAUTHORIZED", 401;
+    InvalidCredentials => "INVALID_CREDENTIALS", 401;
+    InvalidSiteKey => "INVALID_SITE_KEY", 401;
+    Forbidden => "FORBIDDEN", 403;
+    RegistrationClosed => "REGISTRATION_CLOSED", 403;
+    RouteNotFound => "ROUTE_NOT_FOUND", 404;
+    MethodNotAllowed => "METHOD_NOT_ALLOWED", 405;
+    UserNotFound => "USER_NOT_FOUND", 404;
+    ExpNotFound => "EXP_NOT_FOUND", 404;
+    ApiKeyNotFound => "API_KEY_NOT_FOUND", 404;
+    AssignmentNotFound => "ASSIGNMENT_NOT_FOUND", 404;
+    WebhookNotFound => "WEBHOOK_NOT_FOUND", 404;
+    EmailTaken => "EMAIL_TAKEN", 409;
+    InvalidTransition => "INVALID_TRANSITION", 409;
+    ExpNotRunning => "EXP_NOT_RUNNING", 409;
+    ExpNotDraft => "EXP_NOT_DRAFT", 409;
+    ValidationFailed => "VALIDATION_FAILED", 422;
+    RateLimited => "RATE_LIMITED", 429;
+    StateUnreadable => "STATE_UNREADABLE", 503;
+    ServerBusy => "SERVER_BUSY", 503;
+    /// The export target (another server) failed or refused: a bad gateway.
+    ExportTarget => "EXPORT_TARGET_FAILED", 502;
+    Internal => "INTERNAL", 500;
 }
 
 #[derive(Debug, Clone)]
@@ -189,15 +135,37 @@ impl std::error::Error for AppError {}
 
 impl From<crate::store::StoreError> for AppError {
     fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::StateUnreadable { .. } => {
-                AppError::new(Code::StateUnreadable, e.to_string())
-            }
-            crate::store::StoreError::Conflict(m) => AppError::new(Code::ExpNotRunning, m),
-            crate::store::StoreError::Locked(_) | crate::store::StoreError::Busy(_) => {
-                AppError::new(Code::ServerBusy, e.to_string())
-            }
-            other => AppError::internal(other.to_string()),
+        use crate::store::StoreError as S;
+        let code = match &e {
+            S::StateUnreadable { .. } => Code::StateUnreadable,
+            S::NotRunning { .. } => Code::ExpNotRunning,
+            S::EmailTaken { .. } => Code::EmailTaken,
+            // The service refuses an occupied target before it starts (a 422 naming `out`);
+            // this is the same refusal found later, by the store.
+            S::AlreadyExists(_) => Code::ValidationFailed,
+            S::Locked(_) | S::Busy(_) => Code::ServerBusy,
+            S::Db(_) | S::Corrupt { .. } | S::TooNew { .. } | S::WriterGone => Code::Internal,
+        };
+        AppError::new(code, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_one_string_and_parses_back() {
+        let mut seen = std::collections::HashSet::new();
+        for &c in Code::ALL {
+            assert!(seen.insert(c.as_str()), "{} declared twice", c.as_str());
+            assert_eq!(Code::parse(c.as_str()), Some(c));
+            assert!((400..600).contains(&c.status()));
         }
+        assert_eq!(Code::parse("NOPE"), None);
+        assert_eq!(
+            (Code::ExportTarget.as_str(), Code::ExportTarget.status()),
+            ("EXPORT_TARGET_FAILED", 502)
+        );
     }
 }

@@ -8,23 +8,10 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use samplit::cli::{self, Cli, Command, Failure};
 
-fn init_logging() {
-    // Logging settings come from the config, but the config may fail to load; read the two
-    // log settings straight from the environment first so that failure is logged too.
-    let level = std::env::var("SAMPLIT_LOG__LEVEL").unwrap_or_else(|_| "info".into());
-    let filter = tracing_subscriber::EnvFilter::try_new(&level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if std::env::var("SAMPLIT_LOG__FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() {
     let args = Cli::parse();
-    init_logging();
+    // From the environment until a command has loaded the config, which then takes over.
+    cli::logging::init_from_env();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -42,4 +42,5 @@ async fn the_api_reference_renders_every_route_with_its_fields() {
     b.screenshot("api-reference").await;
     let errors = b.console_errors().await;
     assert!(errors.is_empty(), "console errors: {errors:#?}");
+    b.close().await;
 }

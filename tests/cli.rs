@@ -267,3 +267,53 @@ fn the_demo_account_never_takes_the_admin_seat() {
     assert_eq!(r.status, 201);
     assert_eq!(r.body["role"], "admin", "the real owner becomes the admin");
 }
+
+#[test]
+fn the_config_files_log_format_takes_effect() {
+    use std::io::{BufRead, BufReader, Read};
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("samplit.toml");
+    let data = temp.path().join("data");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nbind = \"127.0.0.1:0\"\ndata_dir = {:?}\n\n[log]\nlevel = \"info\"\nformat = \"json\"\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    // Only the file says json: the environment starts logging as text.
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env_remove("SAMPLIT_LOG__LEVEL")
+        .env_remove("SAMPLIT_LOG__FORMAT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut listening = false;
+    for line in stdout.lines().map_while(Result::ok) {
+        if line.contains("listening on") {
+            listening = true;
+            break;
+        }
+    }
+    assert!(listening, "the server did not start");
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!err.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("shutting down")),
+        "the info line on shutdown is logged: {err}"
+    );
+    for l in lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
+}

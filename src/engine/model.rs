@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+pub const MIN_VARIANTS: usize = 2;
 pub const MAX_VARIANTS: usize = 20;
 pub const MAX_ELEMENTS: usize = 8;
 pub const MAX_COMBINATIONS: usize = 256;
@@ -86,6 +87,11 @@ impl Transition {
         }
     }
 }
+
+/// The keys of a variant's content, in the order they apply (and the editor shows them): the
+/// fields of `Content`, which `http::meta` checks against this list.
+pub const CONTENT_KEYS: &[&str] =
+    &["text", "html", "attributes", "style", "add_class", "remove_class", "hide", "redirect"];
 
 /// What tracker.js does to an element; the small, documented set of operations that the
 /// dashboard and the visual editor also speak.
@@ -575,8 +581,8 @@ fn build_variants(
     input: Vec<VariantInput>,
     new_id: &mut dyn FnMut() -> Uuid,
 ) -> Result<Vec<Variant>, Invalid> {
-    if input.len() < 2 || input.len() > MAX_VARIANTS {
-        return Err(invalid(field, format!("needs 2 to {MAX_VARIANTS} variants")));
+    if input.len() < MIN_VARIANTS || input.len() > MAX_VARIANTS {
+        return Err(invalid(field, format!("needs {MIN_VARIANTS} to {MAX_VARIANTS} variants")));
     }
     let mut out: Vec<Variant> = Vec::with_capacity(input.len());
     for (i, v) in input.into_iter().enumerate() {

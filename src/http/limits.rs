@@ -57,7 +57,8 @@ impl Limiter {
         }
         let now = Instant::now();
         let shard = (self.hasher.hash_one(key) as usize) % SHARDS;
-        let Ok(mut m) = self.shards[shard].lock() else { return Ok(()) };
+        // A poisoned shard still holds valid buckets; skipping it would turn the limit off.
+        let mut m = self.shards[shard].lock().unwrap_or_else(|e| e.into_inner());
         if m.len() > MAX_KEYS {
             let (rate, burst) = (self.rate, self.burst);
             m.retain(|_, (tokens, at)| {

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod experiments;
 pub mod extract;
 pub mod limits;
+pub mod meta;
 pub mod openapi;
 pub mod ops;
 pub mod simulate;
@@ -105,7 +106,8 @@ pub fn app(state: AppState) -> Router {
         .merge(audit::router())
         .merge(webhooks::router())
         .merge(simulate::router())
-        .merge(ops::api_router());
+        .merge(ops::api_router())
+        .merge(meta::router());
     if let Some(c) = cors(&cfg.server.api_cors_origins) {
         api = api.layer(
             c.allow_methods(Any).allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]),

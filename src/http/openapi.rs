@@ -87,6 +87,15 @@ pub const ROUTES: &[Route] = &[
     raw("get", "/metrics", "Prometheus metrics", false, "text/plain"),
     r("get", "/api/v1/openapi.json", "This document", false, 200, None, Some(any_object)),
     r(
+        "get",
+        "/api/v1/meta/limits",
+        "Input limits and variant content keys",
+        false,
+        200,
+        None,
+        Some(of::<crate::http::meta::Limits>),
+    ),
+    r(
         "post",
         "/api/v1/auth/register",
         "Create an account (first user becomes admin)",

@@ -2,16 +2,21 @@
 //! them over the admin socket to the server that does; either way this code runs them.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use uuid::Uuid;
 
 use super::Services;
-use super::auth::{NewUser, user_json};
-use super::experiments::experiment_json;
+use super::analytics::Analytics;
+use super::auth::{NewUser, UserView};
+use super::csv_dump::CsvExport;
+use super::demo::DemoReport;
+use super::experiments::ExperimentView;
+use super::pg_export::PgExport;
 use crate::engine::crypto::StateKey;
+use crate::engine::model::{Allocation, ExpType, Status};
 use crate::error::{AppError, AppResult, Code};
 use crate::store::records::Role;
-use crate::store::writer;
+use crate::store::{StoreResult, writer};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -68,6 +73,161 @@ pub enum AdminRequest {
     },
 }
 
+// What each command answers. The admin socket sends these as JSON and the CLI reads them
+// back into the same types, so a command renders the same with or without a server.
+
+/// A list answer: `{items, total}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub total: usize,
+}
+
+impl<T> Listing<T> {
+    fn of(items: Vec<T>) -> Self {
+        Listing { total: items.len(), items }
+    }
+}
+
+/// `experiment show`: the experiment and, once it has run, its analytics, as the API
+/// answers them.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExperimentShown {
+    #[serde(flatten)]
+    pub experiment: ExperimentView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analytics: Option<Analytics>,
+}
+
+/// What an admin command answers: one of the reports above, sent over the socket as JSON.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum AdminAnswer {
+    User(UserView),
+    Users(Listing<UserView>),
+    Experiments(Listing<ExperimentRow>),
+    Experiment(Box<ExperimentShown>),
+    Check(CheckReport),
+    Repair(RepairReport),
+    Rotate(RotateReport),
+    Demo(DemoReport),
+    Backup(BackupReport),
+    Audit(AuditReport),
+    Postgres(PgExport),
+    Csv(CsvExport),
+}
+
+impl AdminRequest {
+    /// The command's name, for the log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AdminRequest::UserCreate { .. } => "user_create",
+            AdminRequest::UserList => "user_list",
+            AdminRequest::UserSetPassword { .. } => "user_set_password",
+            AdminRequest::UserSetRole { .. } => "user_set_role",
+            AdminRequest::ExperimentList { .. } => "experiment_list",
+            AdminRequest::ExperimentShow { .. } => "experiment_show",
+            AdminRequest::Check { .. } => "check",
+            AdminRequest::Repair { .. } => "repair",
+            AdminRequest::KeysRotate => "keys_rotate",
+            AdminRequest::Demo { .. } => "demo",
+            AdminRequest::Backup { .. } => "backup",
+            AdminRequest::AuditVerify => "audit_verify",
+            AdminRequest::ExportPostgres { .. } => "export_postgres",
+            AdminRequest::ExportCsv { .. } => "export_csv",
+        }
+    }
+}
+
+/// One row of `experiment list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExperimentRow {
+    pub id: Uuid,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub exp_type: ExpType,
+    pub allocation: Allocation,
+    pub status: Status,
+    pub archived: bool,
+    pub owner: Uuid,
+    pub visitors: u64,
+    pub conversions: u64,
+}
+
+/// Per-arm `(allocations, conversions)`.
+pub type ArmCounts = Vec<(u64, u64)>;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckReport {
+    pub ok: bool,
+    pub experiments: Vec<CheckedExperiment>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckedExperiment {
+    pub experiment: Uuid,
+    pub ok: bool,
+    #[serde(flatten)]
+    pub outcome: CheckOutcome,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CheckOutcome {
+    /// `stored` is null for an experiment with no stored counters yet.
+    Counted {
+        stored: Option<ArmCounts>,
+        recounted: ArmCounts,
+        visitors: u64,
+        conversions: u64,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepairReport {
+    pub repaired: Vec<Repaired>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Repaired {
+    pub experiment: Uuid,
+    pub visitors: u64,
+    pub conversions: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupReport {
+    pub out: std::path::PathBuf,
+    pub rows: u64,
+    /// The secret files copied beside the data (`jwt.key`, `state.key`).
+    pub secrets: Vec<String>,
+    /// The secrets are set in the configuration, so the data dir holds none.
+    pub secrets_in_config: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RotateReport {
+    pub rotated: bool,
+    pub states: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditReport {
+    pub checked: u64,
+    pub ok: bool,
+    pub broken: Vec<BrokenEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BrokenEntry {
+    pub owner: Uuid,
+    pub seq: u64,
+    pub reason: String,
+}
+
 fn parse_role(r: &str) -> AppResult<Role> {
     Role::parse(r).ok_or_else(|| AppError::validation("role", "must be admin or member"))
 }
@@ -82,8 +242,8 @@ impl Services {
         self: &std::sync::Arc<Self>,
         req: AdminRequest,
         progress: &super::Progress,
-    ) -> AppResult<Value> {
-        match req {
+    ) -> AppResult<AdminAnswer> {
+        Ok(match req {
             AdminRequest::UserCreate { email, password, name, role } => {
                 let role = role.as_deref().map(parse_role).transpose()?;
                 let u = self.create_user(
@@ -91,34 +251,20 @@ impl Services {
                     false,
                     "cli",
                 )?;
-                Ok(user_json(&u))
+                AdminAnswer::User(UserView::from(&u))
             }
             AdminRequest::UserList => {
-                let users: Vec<Value> = self.store.users()?.iter().map(user_json).collect();
-                Ok(json!({"items": users, "total": users.len()}))
+                let users = self.store.users()?.iter().map(UserView::from).collect();
+                AdminAnswer::Users(Listing::of(users))
             }
             AdminRequest::UserSetPassword { email, password } => {
-                Ok(user_json(&self.set_password(&email, &password, "cli")?))
+                AdminAnswer::User(UserView::from(&self.set_password(&email, &password, "cli")?))
             }
-            AdminRequest::UserSetRole { email, role } => {
-                Ok(user_json(&self.set_role(&email, parse_role(&role)?, "cli")?))
-            }
+            AdminRequest::UserSetRole { email, role } => AdminAnswer::User(UserView::from(
+                &self.set_role(&email, parse_role(&role)?, "cli")?,
+            )),
             AdminRequest::ExperimentList { status } => {
-                let mut all = self.catalog.all();
-                all.sort_by_key(|e| e.exp.created_at);
-                let items: Vec<Value> = all
-                    .iter()
-                    .filter(|e| status.as_deref().is_none_or(|s| e.exp.status.as_str() == s))
-                    .map(|e| {
-                        let snap = self.writer.live().get(e.exp.id);
-                        json!({"id": e.exp.id, "name": e.exp.name, "type": e.exp.exp_type,
-                           "allocation": e.exp.allocation, "status": e.exp.status,
-                           "archived": e.exp.archived_at.is_some(), "owner": e.exp.owner,
-                           "visitors": snap.as_ref().map(|s| s.state.visitors()).unwrap_or(0),
-                           "conversions": snap.as_ref().map(|s| s.state.conversions()).unwrap_or(0)})
-                    })
-                    .collect();
-                Ok(json!({"items": items, "total": items.len()}))
+                AdminAnswer::Experiments(self.experiment_rows(status))
             }
             AdminRequest::ExperimentShow { id } => {
                 let id = parse_id("id", &id)?;
@@ -126,37 +272,80 @@ impl Services {
                     .catalog
                     .get(id)
                     .ok_or_else(|| AppError::new(Code::ExpNotFound, "experiment not found"))?;
-                let snap = self.writer.live().get(id);
-                let mut v = experiment_json(&e.exp);
-                if let Some(s) = snap {
-                    v["analytics"] = json!(self.analyse(&e.exp, &s.state));
-                }
-                Ok(v)
+                let analytics = self.writer.live().get(id).map(|s| self.analyse(&e.exp, &s.state));
+                let experiment = ExperimentView::from(&e.exp);
+                AdminAnswer::Experiment(Box::new(ExperimentShown { experiment, analytics }))
             }
-            AdminRequest::Check { experiment } => self.check(experiment).await,
-            AdminRequest::Repair { experiment } => self.repair(experiment).await,
-            AdminRequest::KeysRotate => self.rotate_key().await,
+            AdminRequest::Check { experiment } => AdminAnswer::Check(self.check(experiment).await?),
+            AdminRequest::Repair { experiment } => {
+                AdminAnswer::Repair(self.repair(experiment).await?)
+            }
+            AdminRequest::KeysRotate => AdminAnswer::Rotate(self.rotate_key().await?),
             AdminRequest::Demo { visitors, seed, password } => {
-                self.demo(visitors, seed, password).await
+                AdminAnswer::Demo(self.demo(visitors, seed, password).await?)
             }
             AdminRequest::Backup { out, without_secrets } => {
-                self.backup(out, without_secrets).await
+                AdminAnswer::Backup(self.backup(out, without_secrets).await?)
             }
-            AdminRequest::AuditVerify => {
-                let (checked, broken) = self.store.verify_audit()?;
-                let broken: Vec<Value> = broken
-                    .iter()
-                    .map(|b| json!({"owner": b.owner, "seq": b.seq, "reason": b.reason}))
-                    .collect();
-                Ok(json!({"checked": checked, "ok": broken.is_empty(), "broken": broken}))
-            }
+            AdminRequest::AuditVerify => AdminAnswer::Audit(self.verify_audit()?),
             AdminRequest::ExportPostgres { url, schema, full, batch_rows } => {
                 let batch_rows = batch_rows.unwrap_or(super::pg_export::DEFAULT_BATCH_ROWS);
                 let opts = super::pg_export::PgOptions { url, schema, full, batch_rows };
-                self.export_postgres(opts, progress).await
+                AdminAnswer::Postgres(self.export_postgres(opts, progress).await?)
             }
-            AdminRequest::ExportCsv { out } => self.export_csv(out, progress).await,
-        }
+            AdminRequest::ExportCsv { out } => {
+                AdminAnswer::Csv(self.export_csv(out, progress).await?)
+            }
+        })
+    }
+
+    pub fn experiment_rows(&self, status: Option<String>) -> Listing<ExperimentRow> {
+        let mut all = self.catalog.all();
+        all.sort_by_key(|e| e.exp.created_at);
+        let items = all
+            .iter()
+            .filter(|e| status.as_deref().is_none_or(|s| e.exp.status.as_str() == s))
+            .map(|e| {
+                let snap = self.writer.live().get(e.exp.id);
+                ExperimentRow {
+                    id: e.exp.id,
+                    name: e.exp.name.clone(),
+                    exp_type: e.exp.exp_type,
+                    allocation: e.exp.allocation,
+                    status: e.exp.status,
+                    archived: e.exp.archived_at.is_some(),
+                    owner: e.exp.owner,
+                    visitors: snap.as_ref().map(|s| s.state.visitors()).unwrap_or(0),
+                    conversions: snap.as_ref().map(|s| s.state.conversions()).unwrap_or(0),
+                }
+            })
+            .collect();
+        Listing::of(items)
+    }
+
+    pub fn verify_audit(&self) -> AppResult<AuditReport> {
+        let (checked, broken) = self.store.verify_audit()?;
+        let broken: Vec<BrokenEntry> = broken
+            .into_iter()
+            .map(|b| BrokenEntry { owner: b.owner, seq: b.seq, reason: b.reason })
+            .collect();
+        Ok(AuditReport { checked, ok: broken.is_empty(), broken })
+    }
+
+    /// Runs `f` on the writer thread and hands back its typed result. (`Writer::exec`
+    /// answers JSON; the result travels beside it instead of through it.)
+    async fn on_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut writer::Ctx<'_>) -> StoreResult<T> + Send + 'static,
+    ) -> AppResult<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .exec(move |ctx| {
+                let _ = tx.send(f(ctx)?);
+                Ok(Value::Null)
+            })
+            .await?;
+        rx.await.map_err(|_| AppError::internal("the writer dropped a result"))
     }
 
     fn targets(&self, experiment: Option<String>) -> AppResult<Vec<(Uuid, usize)>> {
@@ -180,53 +369,52 @@ impl Services {
     }
 
     /// Recounts every experiment's records and compares with its stored counters.
-    async fn check(&self, experiment: Option<String>) -> AppResult<Value> {
+    pub async fn check(&self, experiment: Option<String>) -> AppResult<CheckReport> {
         let targets = self.targets(experiment)?;
-        let report = self
-            .writer
-            .exec(move |ctx| {
-                let mut rows = Vec::new();
-                let mut all_ok = true;
-                for (exp, arms) in targets {
-                    let row = match writer::check(ctx.store, ctx.key, exp, arms) {
-                        Ok((stored, recounted)) => {
-                            let counts = |s: &crate::store::records::BanditState| {
-                                s.arms
-                                    .iter()
-                                    .map(|a| (a.allocations, a.conversions))
-                                    .collect::<Vec<_>>()
-                            };
-                            let ok = stored.as_ref().is_none_or(|s| {
-                                counts(s) == counts(&recounted) && s.excluded == recounted.excluded
-                            });
-                            all_ok &= ok;
-                            json!({"experiment": exp, "ok": ok,
-                                "stored": stored.as_ref().map(counts),
-                                "recounted": counts(&recounted),
-                                "visitors": recounted.visitors(),
-                                "conversions": recounted.conversions()})
-                        }
-                        Err(e) => {
-                            all_ok = false;
-                            json!({"experiment": exp, "ok": false, "error": e.to_string()})
-                        }
-                    };
-                    rows.push(row);
-                }
-                Ok(json!({"ok": all_ok, "experiments": rows}))
-            })
-            .await?;
-        Ok(report)
+        self.on_writer(move |ctx| {
+            let mut rows = Vec::new();
+            let mut all_ok = true;
+            for (exp, arms) in targets {
+                let row = match writer::check(ctx.store, ctx.key, exp, arms) {
+                    Ok((stored, recounted)) => {
+                        let counts = |s: &crate::store::records::BanditState| {
+                            s.arms
+                                .iter()
+                                .map(|a| (a.allocations, a.conversions))
+                                .collect::<Vec<_>>()
+                        };
+                        let ok = stored.as_ref().is_none_or(|s| {
+                            counts(s) == counts(&recounted) && s.excluded == recounted.excluded
+                        });
+                        all_ok &= ok;
+                        let outcome = CheckOutcome::Counted {
+                            stored: stored.as_ref().map(counts),
+                            recounted: counts(&recounted),
+                            visitors: recounted.visitors(),
+                            conversions: recounted.conversions(),
+                        };
+                        CheckedExperiment { experiment: exp, ok, outcome }
+                    }
+                    Err(e) => {
+                        all_ok = false;
+                        let outcome = CheckOutcome::Failed { error: e.to_string() };
+                        CheckedExperiment { experiment: exp, ok: false, outcome }
+                    }
+                };
+                rows.push(row);
+            }
+            Ok(CheckReport { ok: all_ok, experiments: rows })
+        })
+        .await
     }
 
     /// Rebuilds bandit state from the records: for one experiment, or every broken one.
-    async fn repair(&self, experiment: Option<String>) -> AppResult<Value> {
+    pub async fn repair(&self, experiment: Option<String>) -> AppResult<RepairReport> {
         let explicit = experiment.is_some();
         let targets = self.targets(experiment)?;
         let entries: Vec<_> = targets.iter().filter_map(|(id, _)| self.catalog.get(*id)).collect();
         let report = self
-            .writer
-            .exec(move |ctx| {
+            .on_writer(move |ctx| {
                 let broken = ctx.broken();
                 let mut rows = Vec::new();
                 for (exp, arms) in targets {
@@ -234,10 +422,13 @@ impl Services {
                         continue;
                     }
                     let st = ctx.rebuild(exp, arms)?;
-                    rows.push(json!({"experiment": exp, "visitors": st.visitors(),
-                                     "conversions": st.conversions()}));
+                    rows.push(Repaired {
+                        experiment: exp,
+                        visitors: st.visitors(),
+                        conversions: st.conversions(),
+                    });
                 }
-                Ok(json!({"repaired": rows}))
+                Ok(RepairReport { repaired: rows })
             })
             .await?;
         // A repaired experiment may now serve again.
@@ -250,7 +441,7 @@ impl Services {
     }
 
     /// A consistent snapshot of the data dir into `out`, while serving.
-    async fn backup(&self, out: String, without_secrets: bool) -> AppResult<Value> {
+    pub async fn backup(&self, out: String, without_secrets: bool) -> AppResult<BackupReport> {
         let out = std::path::PathBuf::from(out);
         if !out.is_absolute() {
             return Err(AppError::validation("out", "must be an absolute path"));
@@ -270,19 +461,18 @@ impl Services {
                         .map_err(|e| AppError::internal(format!("{}: {e}", from.display())))?;
                     super::secrets::write_private(&out.join(name), &text)
                         .map_err(|e| AppError::internal(format!("{name}: {e}")))?;
-                    copied.push(name);
+                    copied.push(name.to_string());
                 }
             }
         }
         let configured =
             !self.config.auth.jwt_secret.is_empty() || !self.config.state.encryption_key.is_empty();
-        Ok(json!({"out": out, "rows": rows, "secrets": copied,
-                  "secrets_in_config": configured}))
+        Ok(BackupReport { out, rows, secrets: copied, secrets_in_config: configured })
     }
 
     /// Re-encrypts every bandit state under a fresh key. The new key is written next to the
     /// old one first, so a crash between the two steps leaves a key that opens the states.
-    async fn rotate_key(&self) -> AppResult<Value> {
+    pub async fn rotate_key(&self) -> AppResult<RotateReport> {
         if !self.config.state.encryption_key.is_empty() {
             return Err(AppError::new(
                 Code::BadRequest,
@@ -297,15 +487,9 @@ impl Services {
         let next = dir.join(format!("{}.next", super::secrets::STATE_FILE));
         super::secrets::write_private(&next, &new_hex)
             .map_err(|e| AppError::internal(format!("cannot write {}: {e}", next.display())))?;
-        let count = self
-            .writer
-            .exec(move |ctx| {
-                let n = ctx.reseal_all(StateKey::new(&new_key))?;
-                Ok(json!(n))
-            })
-            .await?;
+        let count = self.on_writer(move |ctx| ctx.reseal_all(StateKey::new(&new_key))).await?;
         std::fs::rename(&next, dir.join(super::secrets::STATE_FILE))
             .map_err(|e| AppError::internal(format!("cannot install the new key: {e}")))?;
-        Ok(json!({"rotated": true, "states": count}))
+        Ok(RotateReport { rotated: true, states: count })
     }
 }

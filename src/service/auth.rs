@@ -11,7 +11,6 @@ use uuid::Uuid;
 
 use super::{Services, now_ms, rfc3339};
 use crate::error::{AppError, AppResult, Code};
-use crate::store::StoreError;
 use crate::store::audit::Draft;
 use crate::store::records::{ApiKey, Role, User};
 
@@ -65,11 +64,6 @@ impl From<&User> for UserView {
             created_at: rfc3339(u.created_at),
         }
     }
-}
-
-// Transitional: the admin socket's answers become typed in their own change.
-pub fn user_json(u: &User) -> serde_json::Value {
-    serde_json::to_value(UserView::from(u)).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -253,7 +247,6 @@ impl Services {
         let user = match self.store.insert_user(user, only_if_empty, new.may_be_admin, &actor) {
             Ok(Some(u)) => u,
             Ok(None) => return Err(registration_closed()),
-            Err(StoreError::Conflict(m)) => return Err(AppError::new(Code::EmailTaken, m)),
             Err(e) => return Err(e.into()),
         };
         self.catalog.add_site(user.site_key.clone(), user.id);

@@ -70,73 +70,71 @@ impl Catalog {
         for exp in store.experiments()? {
             self.put(exp);
         }
-        if let Ok(mut s) = self.sites.write() {
-            for (key, owner) in store.site_keys()? {
-                s.insert(key, owner);
-            }
-        }
+        let keys = store.site_keys()?;
+        write(&self.sites).extend(keys);
         Ok(())
     }
 
     pub fn put(&self, exp: Experiment) -> Arc<Entry> {
         let owner = exp.owner;
         let entry = Arc::new(Entry::new(exp));
-        if let Ok(mut m) = self.experiments.write() {
-            m.insert(entry.exp.id, entry.clone());
-        }
+        write(&self.experiments).insert(entry.exp.id, entry.clone());
         self.reindex(owner);
         entry
     }
 
     pub fn remove(&self, id: Uuid) {
-        let owner =
-            self.experiments.write().ok().and_then(|mut m| m.remove(&id)).map(|e| e.exp.owner);
+        let owner = write(&self.experiments).remove(&id).map(|e| e.exp.owner);
         if let Some(owner) = owner {
             self.reindex(owner);
         }
     }
 
     fn reindex(&self, owner: Uuid) {
-        let mut running: Vec<Arc<Entry>> = self
-            .experiments
-            .read()
-            .map(|m| m.values().filter(|e| e.exp.owner == owner && e.serving()).cloned().collect())
-            .unwrap_or_default();
+        let mut running: Vec<Arc<Entry>> = read(&self.experiments)
+            .values()
+            .filter(|e| e.exp.owner == owner && e.serving())
+            .cloned()
+            .collect();
         running.sort_by_key(|e| e.exp.created_at);
-        if let Ok(mut b) = self.by_owner.write() {
-            b.insert(owner, running);
-        }
+        write(&self.by_owner).insert(owner, running);
     }
 
     pub fn get(&self, id: Uuid) -> Option<Arc<Entry>> {
-        self.experiments.read().ok()?.get(&id).cloned()
+        read(&self.experiments).get(&id).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Entry>> {
-        self.experiments.read().map(|m| m.values().cloned().collect()).unwrap_or_default()
+        read(&self.experiments).values().cloned().collect()
     }
 
     pub fn owned_by(&self, owner: Uuid) -> Vec<Arc<Entry>> {
-        let mut v: Vec<Arc<Entry>> = self
-            .experiments
-            .read()
-            .map(|m| m.values().filter(|e| e.exp.owner == owner).cloned().collect())
-            .unwrap_or_default();
+        let mut v: Vec<Arc<Entry>> =
+            read(&self.experiments).values().filter(|e| e.exp.owner == owner).cloned().collect();
         v.sort_by(|a, b| b.exp.created_at.cmp(&a.exp.created_at).then(a.exp.id.cmp(&b.exp.id)));
         v
     }
 
     pub fn running_for(&self, owner: Uuid) -> Vec<Arc<Entry>> {
-        self.by_owner.read().ok().and_then(|b| b.get(&owner).cloned()).unwrap_or_default()
+        read(&self.by_owner).get(&owner).cloned().unwrap_or_default()
     }
 
     pub fn add_site(&self, key: String, owner: Uuid) {
-        if let Ok(mut s) = self.sites.write() {
-            s.insert(key, owner);
-        }
+        write(&self.sites).insert(key, owner);
     }
 
     pub fn site_owner(&self, key: &str) -> Option<Uuid> {
-        self.sites.read().ok()?.get(key).copied()
+        read(&self.sites).get(key).copied()
     }
+}
+
+// A panic while a guard was held leaves the maps as they were after the last whole
+// insert or remove (each is one call), so the data is usable: recover the guard rather
+// than skip the write, which would leave the catalog silently out of date with the store.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

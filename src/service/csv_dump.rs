@@ -3,8 +3,9 @@
 //! audit entries are read just after. Each file is written under a temporary name and
 //! renamed when complete, so a reader never sees half a table, and a failed run leaves none.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -68,9 +69,16 @@ fn io_err(p: &Path, e: std::io::Error) -> AppError {
     AppError::internal(format!("writing {}: {e}", p.display()))
 }
 
+/// What `export csv` wrote: rows per table (without the header), by table name.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CsvExport {
+    pub out: String,
+    pub tables: BTreeMap<String, u64>,
+}
+
 impl Services {
     /// `out` is absolute: the server's working directory is not the caller's.
-    pub async fn export_csv(&self, out: String, progress: &Progress) -> AppResult<Value> {
+    pub async fn export_csv(&self, out: String, progress: &Progress) -> AppResult<CsvExport> {
         let dir = PathBuf::from(&out);
         if !dir.is_absolute() {
             return Err(AppError::validation("out", "must be an absolute path"));
@@ -97,7 +105,7 @@ impl Services {
                     while let Ok(p) = rx.try_recv() {
                         progress(p);
                     }
-                    return result.map(|counts| json!({"out": out, "tables": counts}));
+                    return result.map(|tables| CsvExport { out, tables });
                 }
             }
         }
@@ -105,7 +113,7 @@ impl Services {
 }
 
 /// Writes every table as of the commit current when it starts.
-fn dump(store: &Store, dir: &Path, progress: &Progress) -> AppResult<Value> {
+fn dump(store: &Store, dir: &Path, progress: &Progress) -> AppResult<BTreeMap<String, u64>> {
     let upto = store.commit_seq()?;
     let range = SeqRange { after: 0, upto };
     let (na, nc, nl) = store.export_row_counts()?;
@@ -116,7 +124,7 @@ fn dump(store: &Store, dir: &Path, progress: &Progress) -> AppResult<Value> {
     };
     let exps = store.experiments()?;
     let arms: HashMap<u128, Vec<_>> = exps.iter().map(|e| (e.id.as_u128(), e.arms())).collect();
-    let mut counts = serde_json::Map::new();
+    let mut counts = BTreeMap::new();
 
     let mut files = [
         File::create(dir, &datasets::EXPERIMENTS)?,
@@ -138,7 +146,7 @@ fn dump(store: &Store, dir: &Path, progress: &Progress) -> AppResult<Value> {
         }
     }
     for (f, t) in files.into_iter().zip(&datasets::ALL[..4]) {
-        counts.insert(t.name.into(), f.finish()?.into());
+        counts.insert(t.name.into(), f.finish()?);
     }
 
     let mut f = File::create(dir, &datasets::ASSIGNMENTS)?;
@@ -155,7 +163,7 @@ fn dump(store: &Store, dir: &Path, progress: &Progress) -> AppResult<Value> {
             break;
         }
     }
-    counts.insert(datasets::ASSIGNMENTS.name.into(), f.finish()?.into());
+    counts.insert(datasets::ASSIGNMENTS.name.into(), f.finish()?);
 
     let mut f = File::create(dir, &datasets::CONVERSIONS)?;
     let mut after = None;
@@ -171,7 +179,7 @@ fn dump(store: &Store, dir: &Path, progress: &Progress) -> AppResult<Value> {
             break;
         }
     }
-    counts.insert(datasets::CONVERSIONS.name.into(), f.finish()?.into());
+    counts.insert(datasets::CONVERSIONS.name.into(), f.finish()?);
 
     let mut f = File::create(dir, &datasets::AUDIT_LOG)?;
     for (owner, head) in store.audit_heads()? {
@@ -187,7 +195,7 @@ fn dump(store: &Store, dir: &Path, progress: &Progress) -> AppResult<Value> {
             after = last;
         }
     }
-    counts.insert(datasets::AUDIT_LOG.name.into(), f.finish()?.into());
+    counts.insert(datasets::AUDIT_LOG.name.into(), f.finish()?);
     report("done", total);
-    Ok(Value::Object(counts))
+    Ok(counts)
 }

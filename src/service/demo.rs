@@ -5,6 +5,7 @@
 
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -29,13 +30,56 @@ pub const TRUE_RATES: [[f64; 3]; 3] =
 /// Bucketing is by hash and weights change only between waves, so a seed gives one result.
 const IN_FLIGHT: usize = 100;
 
+/// What `samplit demo` answers; `metadata` is written as metadata.json.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoReport {
+    pub account: DemoAccount,
+    pub metadata: DemoMetadata,
+    pub matrix_csv: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoAccount {
+    pub email: String,
+    /// Only when this run created the account.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DemoMetadata {
+    pub experiment_id: Uuid,
+    pub visitors: u64,
+    pub seed: u64,
+    pub true_rates: Vec<TrueRate>,
+    pub true_best: String,
+    pub identified_best: String,
+    pub identified_prob_best: f64,
+    pub found_true_best: bool,
+    pub prob_best: Vec<ProbBest>,
+    /// As the analytics report them (their types belong to service::analytics).
+    pub interaction: Value,
+    pub recommendation: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrueRate {
+    pub combination: String,
+    pub true_rate: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProbBest {
+    pub combination: Option<String>,
+    pub prob_best: Option<f64>,
+}
+
 impl Services {
     pub async fn demo(
         self: &Arc<Self>,
         visitors: u64,
         seed: u64,
         password: Option<String>,
-    ) -> AppResult<Value> {
+    ) -> AppResult<DemoReport> {
         if visitors == 0 || visitors > 1_000_000 {
             return Err(AppError::validation("visitors", "must be 1 to 1,000,000"));
         }
@@ -136,24 +180,32 @@ impl Services {
             .max_by(|&a, &b| TRUE_RATES[a / 3][a % 3].total_cmp(&TRUE_RATES[b / 3][b % 3]))
             .unwrap_or(0);
         let label = |a: usize| format!("{} + {}", CTAS[a / 3], COPIES[a % 3]);
-        let metadata = json!({
-            "experiment_id": id,
-            "visitors": visitors,
-            "seed": seed,
-            "true_rates": (0..9).map(|a| json!({"combination": label(a), "true_rate": TRUE_RATES[a / 3][a % 3]})).collect::<Vec<_>>(),
-            "true_best": label(true_best),
-            "identified_best": label(identified.0),
-            "identified_prob_best": identified.1,
-            "found_true_best": identified.0 == true_best,
-            "prob_best": arms.iter().map(|a| json!({"combination": a["name"], "prob_best": a["prob_best"]})).collect::<Vec<_>>(),
-            "interaction": analytics["interaction"],
-            "recommendation": analytics["recommendation"],
-        });
-        Ok(json!({
-            "account": {"email": DEMO_EMAIL, "password": created_password},
-            "metadata": metadata,
-            "matrix_csv": matrix,
-        }))
+        let metadata = DemoMetadata {
+            experiment_id: id,
+            visitors,
+            seed,
+            true_rates: (0..9)
+                .map(|a| TrueRate { combination: label(a), true_rate: TRUE_RATES[a / 3][a % 3] })
+                .collect(),
+            true_best: label(true_best),
+            identified_best: label(identified.0),
+            identified_prob_best: identified.1,
+            found_true_best: identified.0 == true_best,
+            prob_best: arms
+                .iter()
+                .map(|a| ProbBest {
+                    combination: a["name"].as_str().map(str::to_string),
+                    prob_best: a["prob_best"].as_f64(),
+                })
+                .collect(),
+            interaction: analytics["interaction"].clone(),
+            recommendation: analytics["recommendation"].clone(),
+        };
+        Ok(DemoReport {
+            account: DemoAccount { email: DEMO_EMAIL.into(), password: created_password },
+            metadata,
+            matrix_csv: matrix,
+        })
     }
 }
 

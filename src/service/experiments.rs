@@ -119,11 +119,6 @@ impl From<&model::Experiment> for ExperimentView {
     }
 }
 
-// Transitional: the admin socket's answers become typed in their own change.
-pub fn experiment_json(e: &model::Experiment) -> Value {
-    audit_data(e)
-}
-
 /// The experiment as the audit trail records it: the same view, as JSON.
 fn audit_data(e: &model::Experiment) -> Value {
     serde_json::to_value(ExperimentView::from(e)).unwrap_or(Value::Null)

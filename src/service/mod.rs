@@ -151,7 +151,7 @@ impl Services {
         if let Err(e) = self.writer.stop().await {
             tracing::warn!(error = %e, "writer already stopped");
         }
-        let handle = self.writer_thread.lock().ok().and_then(|mut h| h.take());
+        let handle = self.writer_thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(h) = handle {
             let _ = tokio::task::spawn_blocking(move || h.join()).await;
         }

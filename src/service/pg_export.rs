@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -296,8 +296,31 @@ struct Run<'a> {
     arms: HashMap<u128, Arc<Vec<Arm>>>,
 }
 
+/// What `export postgres` sent: rows upserted per table in this run.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PgExport {
+    /// The target without its password.
+    pub target: String,
+    pub schema: String,
+    /// The data set's instance id (a restored backup is a data set of its own).
+    pub source_id: String,
+    /// Everything committed up to here is in the target.
+    pub commit_seq: u64,
+    /// This run finished an interrupted one first.
+    pub resumed: bool,
+    pub experiments: u64,
+    pub experiments_deleted: u64,
+    pub assignments: u64,
+    pub conversions: u64,
+    pub audit_log: u64,
+}
+
 impl Services {
-    pub async fn export_postgres(&self, opts: PgOptions, progress: &Progress) -> AppResult<Value> {
+    pub async fn export_postgres(
+        &self,
+        opts: PgOptions,
+        progress: &Progress,
+    ) -> AppResult<PgExport> {
         let s = ident(&opts.schema)?;
         if !(1..=100_000).contains(&opts.batch_rows) {
             return Err(AppError::validation("batch_rows", "must be 1 to 100000"));
@@ -401,18 +424,18 @@ impl Services {
         run.scanned = run.total;
         run.report("done");
         let c = &run.counts;
-        Ok(json!({
-            "target": target,
-            "schema": opts.schema,
-            "source_id": run.source,
-            "commit_seq": upto.max(cursor.done),
-            "resumed": resumed,
-            "experiments": c.experiments,
-            "experiments_deleted": c.experiments_deleted,
-            "assignments": c.assignments,
-            "conversions": c.conversions,
-            "audit_log": c.audit_log,
-        }))
+        Ok(PgExport {
+            target,
+            schema: opts.schema,
+            source_id: run.source,
+            commit_seq: upto.max(cursor.done),
+            resumed,
+            experiments: c.experiments,
+            experiments_deleted: c.experiments_deleted,
+            assignments: c.assignments,
+            conversions: c.conversions,
+            audit_log: c.audit_log,
+        })
     }
 }
 

@@ -160,7 +160,7 @@ impl Services {
         self.store
             .webhook(id)?
             .filter(|h| h.owner == who.id())
-            .ok_or_else(|| AppError::new(Code::RouteNotFound, "no such webhook"))
+            .ok_or_else(|| AppError::new(Code::WebhookNotFound, "no such webhook"))
     }
 
     pub fn delete_webhook(&self, who: &Principal, id: Uuid) -> AppResult<()> {

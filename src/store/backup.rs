@@ -76,7 +76,7 @@ impl Store {
         std::fs::create_dir_all(dir).map_err(io)?;
         let path = dir.join(DB_FILE);
         if path.exists() {
-            return Err(StoreError::Conflict(format!("{} already exists", path.display())));
+            return Err(StoreError::AlreadyExists(path));
         }
         let snapshot = self.db().begin_read()?;
         let dst = Database::create(&path).map_err(|e| StoreError::Db(e.to_string()))?;

@@ -45,8 +45,14 @@ pub enum StoreError {
         "the data file was written by a newer Samplit (schema {found}, this build knows {known})"
     )]
     TooNew { found: u32, known: u32 },
-    #[error("{0}")]
-    Conflict(String),
+    /// An assignment or conversion for an experiment the writer does not serve.
+    #[error("experiment {experiment} is not running")]
+    NotRunning { experiment: Uuid },
+    #[error("{email} is already registered")]
+    EmailTaken { email: String },
+    /// A copy's target (a backup's data file) is there already.
+    #[error("{} already exists", .0.display())]
+    AlreadyExists(PathBuf),
     #[error("the store writer has stopped")]
     WriterGone,
     #[error("{0} records are waiting to be written; try again shortly")]
@@ -250,7 +256,7 @@ impl Store {
             }
             let mut emails = w.open_table(USER_EMAILS)?;
             if emails.get(user.email.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!("{} is already registered", user.email)));
+                return Err(StoreError::EmailTaken { email: user.email });
             }
             emails.insert(user.email.as_str(), user.id.as_u128())?;
             users.insert(user.id.as_u128(), to_json(&user).as_slice())?;
@@ -707,7 +713,7 @@ mod tests {
         assert_eq!(b.role, records::Role::Member);
         assert!(matches!(
             s.insert_user(user("b@x.io"), false, true, "test"),
-            Err(StoreError::Conflict(_))
+            Err(StoreError::EmailTaken { .. })
         ));
     }
 }

@@ -667,9 +667,9 @@ impl Thread {
                             continue;
                         }
                         let Some(st) = self.stage(staged, *exp) else {
-                            outcomes.push(Outcome::Assign(Err(StoreError::Conflict(format!(
-                                "experiment {exp} is not running"
-                            )))));
+                            outcomes.push(Outcome::Assign(Err(StoreError::NotRunning {
+                                experiment: *exp,
+                            })));
                             continue;
                         };
                         let rec = AssignmentRec {
@@ -724,9 +724,9 @@ impl Thread {
                                 continue;
                             }
                             let Some(st) = self.stage(staged, *exp) else {
-                                outcomes.push(Outcome::Convert(Err(StoreError::Conflict(
-                                    format!("experiment {exp} is not running"),
-                                ))));
+                                outcomes.push(Outcome::Convert(Err(StoreError::NotRunning {
+                                    experiment: *exp,
+                                })));
                                 continue;
                             };
                             let arm = usize::from(rec.arm);

@@ -181,6 +181,16 @@ export const api = {
   del: (path, opts) => request('DELETE', path, opts),
 };
 
+/**
+ * The server's input limits and the variant content keys (GET /meta/limits, from the
+ * Rust model: one source). Filled once by `loadLimits()` before the first page renders.
+ */
+export const limits = {};
+
+export async function loadLimits() {
+  Object.assign(limits, await request('GET', '/meta/limits', { auth: false }));
+}
+
 export function isAbort(err) {
   return err && err.name === 'AbortError';
 }

@@ -1,7 +1,7 @@
 // Entry point: hash router (#/experiments/ID — the server needs no fallback routes),
 // navigation bar, and the auth guard that sends signed-out users to the login page.
 import { h, mount, errorPanel } from './dom.js';
-import { api, getToken, clearToken, isAbort } from './api.js';
+import { api, getToken, clearToken, isAbort, loadLimits } from './api.js';
 import { toast, showError, clearToasts } from './ui.js';
 import * as loginView from './views/login.js';
 import * as listView from './views/experiments.js';
@@ -167,6 +167,8 @@ window.addEventListener('unhandledrejection', (ev) => {
 });
 
 (async () => {
+  const limitsLoaded = loadLimits().catch((err) => showError(err, 'Could not load the server limits'));
   if (getToken()) await loadUser();
+  await limitsLoaded;
   route();
 })();

@@ -1,17 +1,14 @@
-// Create and edit draft experiments: A/B (2–20 variants) or multi-element (up to 8
-// elements with their variants). The form mirrors the API body one-to-one, and each
+// Create and edit draft experiments: A/B (a control and challengers) or multi-element
+// (several elements with their variants). The form mirrors the API body one-to-one, and each
 // control's wrapper carries data-field="<API path>" so 422 errors land beside it.
 import { h, mount, field, loading, errorPanel, uid } from '../dom.js';
-import { api } from '../api.js';
+import { api, limits } from '../api.js';
 import { toast, statusBadge } from '../ui.js';
 import { clearErrors, showApiError, showFieldError, formErrors } from '../forms.js';
 
-const MAX_VARIANTS = 20;
-const MIN_VARIANTS = 2;
-const MAX_ELEMENTS = 8;
+// Limits and content keys come from the server (api.js `limits`, GET /meta/limits).
 // Content keys tracker.js understands; text and html have their own inputs.
-const ADVANCED_KEYS = ['attributes', 'style', 'add_class', 'remove_class', 'hide', 'redirect'];
-const CONTENT_KEYS = ['text', 'html', ...ADVANCED_KEYS];
+const advancedKeys = () => limits.content_keys.filter((k) => k !== 'text' && k !== 'html');
 
 const newVariant = (name, isControl = false) => ({ id: undefined, name, is_control: isControl, weight: '', text: '', html: '', advanced: '' });
 const newElement = (n) => ({ id: undefined, name: `Element ${n}`, selector: '', variants: [newVariant('A', true), newVariant('B')] });
@@ -85,8 +82,8 @@ export function buildBody(st) {
   if (!body.goal[goalKey]) problems.push({ field: `goal.${goalKey}`, message: { selector: 'Which element counts as a conversion when clicked?', url: 'Which page counts as a conversion?', name: 'Name the custom event.' }[goalKey] });
 
   const variantsBody = (variants, prefix) => {
-    if (variants.length < MIN_VARIANTS) problems.push({ field: prefix, message: `Add at least ${MIN_VARIANTS} variants.` });
-    if (variants.length > MAX_VARIANTS) problems.push({ field: prefix, message: `At most ${MAX_VARIANTS} variants.` });
+    if (variants.length < limits.min_variants) problems.push({ field: prefix, message: `Add at least ${limits.min_variants} variants.` });
+    if (variants.length > limits.max_variants) problems.push({ field: prefix, message: `At most ${limits.max_variants} variants.` });
     const fixed = st.allocation === 'fixed';
     const given = variants.filter((v) => String(v.weight).trim() !== '');
     if (fixed && given.length && given.length !== variants.length) {
@@ -103,8 +100,8 @@ export function buildBody(st) {
         try {
           const extra = JSON.parse(v.advanced);
           if (!extra || typeof extra !== 'object' || Array.isArray(extra)) throw new Error('It must be a JSON object, like {"hide": true}.');
-          const unknown = Object.keys(extra).filter((k) => !CONTENT_KEYS.includes(k));
-          if (unknown.length) throw new Error(`Unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} — allowed: ${ADVANCED_KEYS.join(', ')}.`);
+          const unknown = Object.keys(extra).filter((k) => !limits.content_keys.includes(k));
+          if (unknown.length) throw new Error(`Unknown key${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} — allowed: ${advancedKeys().join(', ')}.`);
           Object.assign(out.content, extra);
         } catch (err) {
           problems.push({ field: `${path}.content`, message: `Advanced content: ${err.message}` });
@@ -127,7 +124,7 @@ export function buildBody(st) {
     body.variants = variantsBody(st.variants, 'variants');
   } else {
     if (!st.elements.length) problems.push({ field: 'elements', message: 'Add at least one element.' });
-    if (st.elements.length > MAX_ELEMENTS) problems.push({ field: 'elements', message: `At most ${MAX_ELEMENTS} elements.` });
+    if (st.elements.length > limits.max_elements) problems.push({ field: 'elements', message: `At most ${limits.max_elements} elements.` });
     body.elements = st.elements.map((el, i) => {
       const out = { name: el.name.trim(), selector: el.selector.trim(), variants: variantsBody(el.variants, `elements[${i}].variants`) };
       if (el.id) out.id = el.id;
@@ -223,7 +220,7 @@ export async function render({ root, params, signal, app }) {
     const control = h('input', { type: 'radio', name: controlName, checked: v.is_control, 'data-testid': 'variant-control' });
     control.addEventListener('change', () => { variants.forEach((x, k) => { x.is_control = k === i; }); });
     const remove = h('button', {
-      type: 'button', class: 'btn btn-ghost btn-small', disabled: variants.length <= MIN_VARIANTS,
+      type: 'button', class: 'btn btn-ghost btn-small', disabled: variants.length <= limits.min_variants,
       'aria-label': `Remove variant ${v.name || i + 1}${ownerLabel ? ` of ${ownerLabel}` : ''}`, 'data-testid': 'remove-variant',
       onclick: () => {
         variants.splice(i, 1);
@@ -247,7 +244,7 @@ export async function render({ root, params, signal, app }) {
     details.addEventListener('toggle', () => { v.showAdvanced = details.open; });
     return h('div', { class: 'variant', 'data-field': path, 'data-testid': 'variant-row' },
       h('div', { class: 'variant-head' },
-        field('Variant name', textInput(() => v.name, (x) => { v.name = x; }, { 'data-testid': 'variant-name', maxlength: 200 }), { field: `${path}.name`, class: 'grow' }),
+        field('Variant name', textInput(() => v.name, (x) => { v.name = x; }, { 'data-testid': 'variant-name', maxlength: limits.max_name }), { field: `${path}.name`, class: 'grow' }),
         weight,
         h('label', { class: 'radio control-pick' }, control, 'Control'),
         remove),
@@ -260,7 +257,7 @@ export async function render({ root, params, signal, app }) {
 
   function variantsList(variants, prefix, ownerLabel) {
     const add = h('button', {
-      type: 'button', class: 'btn add-variant', disabled: variants.length >= MAX_VARIANTS, 'data-testid': 'add-variant',
+      type: 'button', class: 'btn add-variant', disabled: variants.length >= limits.max_variants, 'data-testid': 'add-variant',
       onclick: () => {
         variants.push(newVariant(letter(variants.length)));
         focusAfter = `[data-field="${CSS.escape(`${prefix}[${variants.length - 1}].name`)}"] input`;
@@ -269,7 +266,7 @@ export async function render({ root, params, signal, app }) {
     }, '+ Add variant');
     return h('div', { class: 'variants', 'data-field': prefix, 'data-testid': 'variants' },
       variants.map((_, i) => variantEditor(variants, i, prefix, ownerLabel)),
-      h('div', { class: 'row-actions' }, add, h('span', { class: 'hint' }, `${variants.length} of ${MAX_VARIANTS} variants`)),
+      h('div', { class: 'row-actions' }, add, h('span', { class: 'hint' }, `${variants.length} of ${limits.max_variants} variants`)),
       st.allocation === 'fixed' ? h('p', { class: 'hint share-hint', 'data-share-for': prefix }) : null);
   }
 
@@ -290,7 +287,7 @@ export async function render({ root, params, signal, app }) {
 
   function elementsList() {
     const add = h('button', {
-      type: 'button', class: 'btn', disabled: st.elements.length >= MAX_ELEMENTS, 'data-testid': 'add-element',
+      type: 'button', class: 'btn', disabled: st.elements.length >= limits.max_elements, 'data-testid': 'add-element',
       onclick: () => {
         st.elements.push(newElement(st.elements.length + 1));
         focusAfter = `[data-field="elements[${st.elements.length - 1}].name"] input`;
@@ -308,7 +305,7 @@ export async function render({ root, params, signal, app }) {
           type: 'button', class: 'btn btn-ghost', disabled: st.elements.length <= 1, 'data-testid': 'remove-element',
           onclick: () => { st.elements.splice(i, 1); focusAfter = '[data-testid="add-element"]'; rerender(); },
         }, `Remove element ${i + 1}`))),
-      h('div', { class: 'row-actions' }, add, h('span', { class: 'hint' }, `${st.elements.length} of ${MAX_ELEMENTS} elements · ${combinations()} combinations`)));
+      h('div', { class: 'row-actions' }, add, h('span', { class: 'hint' }, `${st.elements.length} of ${limits.max_elements} elements · ${combinations()} combinations`)));
   }
 
   const combinations = () => st.elements.reduce((n, el) => n * Math.max(1, el.variants.length), 1);
@@ -346,7 +343,7 @@ export async function render({ root, params, signal, app }) {
       formErrors(),
       h('section', { class: 'panel' },
         h('h2', null, 'Basics'),
-        field('Name', textInput(() => st.name, (x) => { st.name = x; }, { required: true, maxlength: 200, 'data-testid': 'experiment-name' }), { field: 'name' }),
+        field('Name', textInput(() => st.name, (x) => { st.name = x; }, { required: true, maxlength: limits.max_name, 'data-testid': 'experiment-name' }), { field: 'name' }),
         field('Description (optional)', bind(h('textarea', { rows: 2, 'data-testid': 'experiment-description' }), () => st.description, (x) => { st.description = x; }), { field: 'description' }),
         radioGroup('type', 'Type', [
           ['ab_test', 'A/B test', 'one element, 2–20 variants'],

@@ -1,13 +1,18 @@
 // Public simulator: adaptive (the production allocator) vs a fixed equal split on
 // synthetic traffic with known true rates. Reachable without logging in.
 import { h, mount, field, loading } from '../dom.js';
-import { api } from '../api.js';
+import { api, limits } from '../api.js';
 import { clearErrors, showApiError, showFieldError, formErrors } from '../forms.js';
 import { mountChart, stackedShareChart, lineChart, legend, color } from '../charts.js';
 import * as f from '../format.js';
 
 const MIN_ARMS = 2;
+// The dashboard shows up to 10 arms (charts and inputs stay legible); the API allows more.
 const MAX_ARMS = 10;
+// The server's limits (GET /meta/limits), formatted as people write them.
+const maxVisitors = () => limits.simulator.max_visitors;
+const maxRepetitions = () => limits.simulator.max_repetitions;
+const big = (n) => n.toLocaleString('en-US');
 
 /** Per-interval traffic shares from a cumulative timeline (what the allocator did when). */
 export function shareSegments(timeline, k) {
@@ -82,8 +87,8 @@ export async function render({ root, signal }) {
       armsEditor(),
       h('div', { class: 'panel' },
         h('div', { class: 'grid-3' },
-          field('Visitors', settingInput('visitors', { min: '1', max: '1000000', step: '1', 'data-testid': 'sim-visitors' }), { field: 'visitors', hint: 'Up to 1,000,000.' }),
-          field('Repetitions', settingInput('repetitions', { min: '1', max: '100', step: '1', 'data-testid': 'sim-repetitions' }), { field: 'repetitions', hint: 'Averages out luck (1–100).' }),
+          field('Visitors', settingInput('visitors', { min: '1', max: String(maxVisitors()), step: '1', 'data-testid': 'sim-visitors' }), { field: 'visitors', hint: `Up to ${big(maxVisitors())}.` }),
+          field('Repetitions', settingInput('repetitions', { min: '1', max: String(maxRepetitions()), step: '1', 'data-testid': 'sim-repetitions' }), { field: 'repetitions', hint: `Averages out luck (1–${maxRepetitions()}).` }),
           field('Seed (optional)', settingInput('seed', { min: '0', step: '1', placeholder: 'random', 'data-testid': 'sim-seed' }), { field: 'seed', hint: 'Same seed, same result.' })),
         h('div', { class: 'form-actions' }, run)));
   }
@@ -117,8 +122,8 @@ export async function render({ root, signal }) {
       strategies: ['adaptive', 'fixed'],
       repetitions: Number(settings.repetitions) || 1,
     };
-    if (!Number.isInteger(body.visitors) || body.visitors < 1 || body.visitors > 1000000) problems.push(['visitors', 'A whole number from 1 to 1,000,000.']);
-    if (!Number.isInteger(body.repetitions) || body.repetitions < 1 || body.repetitions > 100) problems.push(['repetitions', 'A whole number from 1 to 100.']);
+    if (!Number.isInteger(body.visitors) || body.visitors < 1 || body.visitors > maxVisitors()) problems.push(['visitors', `A whole number from 1 to ${big(maxVisitors())}.`]);
+    if (!Number.isInteger(body.repetitions) || body.repetitions < 1 || body.repetitions > maxRepetitions()) problems.push(['repetitions', `A whole number from 1 to ${maxRepetitions()}.`]);
     if (settings.seed !== '') {
       const seed = Number(settings.seed);
       if (!Number.isInteger(seed) || seed < 0) problems.push(['seed', 'A whole number ≥ 0, or empty.']);
