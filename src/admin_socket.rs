@@ -55,7 +55,7 @@ async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<
             tracing::info!(command = req.name(), "admin command over the socket");
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
             let progress = move |v: Value| drop(tx.send(v));
-            let work = services.admin(req, &progress);
+            let work = services.admin.run(req, &progress);
             tokio::pin!(work);
             let result = loop {
                 tokio::select! {

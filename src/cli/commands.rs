@@ -11,13 +11,13 @@ use crate::admin_socket;
 use crate::config::{Config, Loaded, Overrides};
 use crate::error::AppError;
 use crate::service::Services;
+use crate::service::accounts::UserView;
+use crate::service::admin::demo::DemoReport;
 use crate::service::admin::{
     AdminRequest, AuditReport, BackupReport, CheckOutcome, CheckReport, ExperimentRow, Listing,
     RepairReport, RotateReport,
 };
-use crate::service::auth::UserView;
 use crate::service::csv_dump::CsvExport;
-use crate::service::demo::DemoReport;
 use crate::service::pg_export::PgExport;
 
 /// A command's failure: what to print and the exit code.
@@ -85,7 +85,7 @@ async fn admin_value(
         Ok(s) => s,
         Err(e) => return Err(e.into()),
     };
-    let result = services.admin(req, progress).await;
+    let result = services.admin.run(req, progress).await;
     services.shutdown().await;
     serde_json::to_value(result.map_err(app_failure)?)
         .map_err(|e| format!("cannot render the answer: {e}").into())
@@ -475,9 +475,12 @@ async fn restore(backup: &std::path::Path, force: bool, data: &DataArgs) -> Resu
     }
     let store = crate::store::Store::open(&dir)?;
     // Each restore starts a history of its own (see `Store::renew_instance_id`).
-    store.renew_instance_id()?;
-    let rows = store.row_count()?;
-    println!("restored {} into {} ({rows} rows)", backup.display(), dir.display());
+    {
+        use crate::store::api::ExportStore;
+        store.renew_instance_id().await?;
+        let rows = store.row_count()?;
+        println!("restored {} into {} ({rows} rows)", backup.display(), dir.display());
+    }
     Ok(())
 }
 
@@ -522,7 +525,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let socket = admin_socket::bind(&data_dir)
         .map_err(|e| format!("cannot create the admin socket: {e}"))?;
     tokio::spawn(admin_socket::run(socket, services.clone()));
-    tokio::spawn(crate::service::webhooks::run(services.clone(), webhook_client));
+    let worker = services.clone();
+    tokio::spawn(async move { worker.run_webhooks(webhook_client).await });
 
     let shown = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     match &loaded.file {

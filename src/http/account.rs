@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::extract::{ApiJson, Auth, ClientIp};
 use super::{ApiResult, AppState};
 use crate::error::{AppError, Code};
-use crate::service::auth::{
+use crate::service::accounts::{
     ApiKeyList, AuthStatus, Installation, Me, NewApiKey, NewUser, TokenAnswer, UserList, UserView,
 };
 use crate::service::blocking;
@@ -55,21 +55,14 @@ async fn register(
     if b.role.is_some() {
         return Err(AppError::validation("role", "cannot be chosen when registering"));
     }
-    let svc = s.services.clone();
-    let u = blocking(move || {
-        svc.create_user(
-            NewUser {
-                email: b.email,
-                password: b.password,
-                name: b.name,
-                role: None,
-                may_be_admin: true,
-            },
-            true,
-            "",
-        )
-    })
-    .await?;
+    let new = NewUser {
+        email: b.email,
+        password: b.password,
+        name: b.name,
+        role: None,
+        may_be_admin: true,
+    };
+    let u = s.services.accounts.create_user(new, true, "").await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&u))))
 }
 
@@ -110,7 +103,7 @@ async fn token(
         ApiJson::<TokenBody>::from_request(req, &s).await?.0
     };
     let svc = s.services.clone();
-    Ok(Json(blocking(move || svc.login(&body.email, &body.password)).await?))
+    Ok(Json(blocking(move || svc.accounts.login(&body.email, &body.password)).await?))
 }
 
 /// Decodes `application/x-www-form-urlencoded` without another dependency: axum's `Form`
@@ -154,7 +147,7 @@ async fn me(Auth(p): Auth) -> Json<Me> {
 
 /// Public: whether the first-run page should offer to create the admin account.
 async fn status(State(s): State<AppState>) -> ApiResult<Json<AuthStatus>> {
-    Ok(Json(s.services.auth_status()?))
+    Ok(Json(s.services.accounts.auth_status()?))
 }
 
 async fn create_user(
@@ -170,26 +163,14 @@ async fn create_user(
                 .ok_or_else(|| AppError::validation("role", "must be admin or member"))?,
         ),
     };
-    let svc = s.services.clone();
-    let u = blocking(move || {
-        svc.create_user(
-            NewUser {
-                email: b.email,
-                password: b.password,
-                name: b.name,
-                role,
-                may_be_admin: true,
-            },
-            false,
-            &p.user.email,
-        )
-    })
-    .await?;
+    let new =
+        NewUser { email: b.email, password: b.password, name: b.name, role, may_be_admin: true };
+    let u = s.services.accounts.create_user(new, false, &p.user.email).await?;
     Ok((StatusCode::CREATED, Json(UserView::from(&u))))
 }
 
 async fn list_users(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<UserList>> {
-    Ok(Json(s.services.list_users(&p)?))
+    Ok(Json(s.services.accounts.list_users(&p)?))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -203,11 +184,11 @@ async fn create_key(
     Auth(p): Auth,
     ApiJson(b): ApiJson<KeyBody>,
 ) -> ApiResult<(StatusCode, Json<NewApiKey>)> {
-    Ok((StatusCode::CREATED, Json(s.services.create_api_key(&p, &b.name)?)))
+    Ok((StatusCode::CREATED, Json(s.services.accounts.create_api_key(&p, &b.name).await?)))
 }
 
 async fn list_keys(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<ApiKeyList>> {
-    Ok(Json(s.services.list_api_keys(&p)?))
+    Ok(Json(s.services.accounts.list_api_keys(&p)?))
 }
 
 async fn revoke_key(
@@ -217,10 +198,10 @@ async fn revoke_key(
 ) -> ApiResult<StatusCode> {
     let id =
         Uuid::parse_str(&id).map_err(|_| AppError::new(Code::ApiKeyNotFound, "no such API key"))?;
-    s.services.revoke_api_key(&p, id)?;
+    s.services.accounts.revoke_api_key(&p, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn installations(State(s): State<AppState>, Auth(p): Auth) -> Json<Installation> {
-    Json(s.services.installation(&p))
+    Json(s.services.accounts.installation(&p))
 }

@@ -22,7 +22,7 @@ async fn results(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Analytics>> {
-    Ok(Json(s.services.analytics(&p, exp_id(&id)?)?))
+    Ok(Json(s.services.analytics.analytics(&p, exp_id(&id)?)?))
 }
 
 #[derive(Deserialize)]
@@ -37,5 +37,5 @@ async fn timeseries(
     Query(q): Query<SeriesQuery>,
 ) -> ApiResult<Json<Timeseries>> {
     let bucket = q.bucket.as_deref().unwrap_or("hour");
-    Ok(Json(s.services.timeseries(&p, exp_id(&id)?, bucket)?))
+    Ok(Json(s.services.analytics.timeseries(&p, exp_id(&id)?, bucket)?))
 }

@@ -38,5 +38,5 @@ async fn audit(
                 .map_err(|_| AppError::validation("experiment_id", "must be a UUID"))?,
         ),
     };
-    Ok(Json(s.services.audit_page(&p, exp, offset, limit)?))
+    Ok(Json(s.services.audit.audit_page(&p, exp, offset, limit)?))
 }

@@ -59,7 +59,7 @@ async fn create(
     Auth(p): Auth,
     ApiJson(input): ApiJson<ExperimentInput>,
 ) -> ApiResult<(StatusCode, Json<ExperimentView>)> {
-    Ok((StatusCode::CREATED, Json(s.services.create_experiment(&p, input).await?)))
+    Ok((StatusCode::CREATED, Json(s.services.experiments.create_experiment(&p, input).await?)))
 }
 
 async fn list(
@@ -68,7 +68,11 @@ async fn list(
     Query(q): Query<Page>,
 ) -> ApiResult<Json<ExperimentList>> {
     let (limit, offset) = paging(&q)?;
-    Ok(Json(s.services.list_experiments(&p, ListQuery { status: q.status, limit, offset })?))
+    Ok(Json(
+        s.services
+            .experiments
+            .list_experiments(&p, ListQuery { status: q.status, limit, offset })?,
+    ))
 }
 
 async fn read(
@@ -76,7 +80,7 @@ async fn read(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<ExperimentDetail>> {
-    Ok(Json(s.services.get_experiment(&p, exp_id(&id)?)?))
+    Ok(Json(s.services.experiments.get_experiment(&p, exp_id(&id)?)?))
 }
 
 async fn patch(
@@ -85,17 +89,17 @@ async fn patch(
     Path(id): Path<String>,
     ApiJson(input): ApiJson<ExperimentInput>,
 ) -> ApiResult<Json<ExperimentView>> {
-    Ok(Json(s.services.patch_experiment(&p, exp_id(&id)?, input).await?))
+    Ok(Json(s.services.experiments.patch_experiment(&p, exp_id(&id)?, input).await?))
 }
 
 async fn lifecycle(
     s: &AppState,
-    p: &crate::service::auth::Principal,
+    p: &crate::service::accounts::Principal,
     id: &str,
     t: Transition,
     winner: Option<Uuid>,
 ) -> ApiResult<Json<ExperimentView>> {
-    Ok(Json(s.services.transition(p, exp_id(id)?, t, winner).await?))
+    Ok(Json(s.services.experiments.transition(p, exp_id(id)?, t, winner).await?))
 }
 
 async fn start(
@@ -163,7 +167,7 @@ async fn remove(
         Some("true") | Some("1") => true,
         Some(_) => return Err(AppError::validation("hard", "must be true or false")),
     };
-    s.services.delete_experiment(&p, exp_id(&id)?, hard).await?;
+    s.services.experiments.delete_experiment(&p, exp_id(&id)?, hard).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -206,10 +210,10 @@ async fn export(
         format!("experiment-{id}.{ext}")
     };
     let body = match (xlsx, summary) {
-        (false, false) => streamed(s.services.export_assignments_csv(&p, id)?),
-        (true, false) => streamed(s.services.export_assignments_xlsx(&p, id)?),
-        (false, true) => Body::from(s.services.export_summary_csv(&p, id)?),
-        (true, true) => Body::from(s.services.export_summary_xlsx(&p, id)?),
+        (false, false) => streamed(s.services.exports.export_assignments_csv(&p, id)?),
+        (true, false) => streamed(s.services.exports.export_assignments_xlsx(&p, id)?),
+        (false, true) => Body::from(s.services.exports.export_summary_csv(&p, id)?),
+        (true, true) => Body::from(s.services.exports.export_summary_xlsx(&p, id)?),
     };
     Ok((
         [
@@ -224,7 +228,7 @@ async fn export(
 /// A response body fed by an export running on a blocking thread. The stream is fused: the
 /// gzip layer polls a body once more after its end (tower-http#732, for any client sending
 /// `Accept-Encoding: gzip`, i.e. every browser), and a bare `unfold` panics when polled then.
-fn streamed(rx: crate::service::export::Chunks) -> axum::body::Body {
+fn streamed(rx: crate::service::exports::Chunks) -> axum::body::Body {
     use futures_util::StreamExt;
     axum::body::Body::from_stream(
         futures_util::stream::unfold(rx, |mut rx| async move {

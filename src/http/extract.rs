@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::AppState;
 use crate::config::Cidr;
 use crate::error::{AppError, Code};
-use crate::service::auth::Principal;
+use crate::service::accounts::Principal;
 
 /// A JSON body for the management API: `application/json` only.
 pub struct ApiJson<T>(pub T);
@@ -135,9 +135,7 @@ impl FromRequestParts<AppState> for Auth {
             use sha2::Digest;
             hex::encode(&sha2::Sha256::digest(token.as_bytes())[..12])
         })?;
-        let services = state.services.clone();
-        let token = token.to_string();
-        let principal = crate::service::blocking(move || services.authenticate(&token)).await?;
+        let principal = state.services.accounts.authenticate(token).await?;
         Ok(Auth(principal))
     }
 }

@@ -7,7 +7,9 @@ use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
 use crate::http::{account, experiments, ops, tracker, webhooks};
-use crate::service::{analytics, audit, auth, experiments as exps, simulate, tracker as trk};
+use crate::service::{
+    accounts as auth, analytics, audit, experiments as exps, simulate, tracker as trk,
+};
 
 /// Registers a body's schema (and every schema it refers to) and answers how to refer to it.
 pub type Body = fn(&mut Map<String, Value>) -> Value;

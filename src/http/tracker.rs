@@ -89,8 +89,10 @@ async fn assign(
         }
     }
     let body = match (&b.experiment_id, &b.url) {
-        (Some(id), _) => s.services.assign(&key, experiment(id)?, &b.user_id, b.fallback).await?,
-        (None, Some(url)) => s.services.assign_page(&key, &b.user_id, url).await?,
+        (Some(id), _) => {
+            s.services.tracker.assign(&key, experiment(id)?, &b.user_id, b.fallback).await?
+        }
+        (None, Some(url)) => s.services.tracker.assign_page(&key, &b.user_id, url).await?,
         (None, None) => {
             return Err(AppError::validation("experiment_id", "experiment_id or url is required"));
         }
@@ -113,7 +115,9 @@ async fn assign_batch(
     TrackerJson(b): TrackerJson<BatchBody>,
 ) -> ApiResult<Json<BatchAssignments>> {
     let key = site_key(&s, b.site_key, header_key, ip)?;
-    Ok(Json(s.services.assign_batch(&key, experiment(&b.experiment_id)?, &b.user_ids).await?))
+    Ok(Json(
+        s.services.tracker.assign_batch(&key, experiment(&b.experiment_id)?, &b.user_ids).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -138,7 +142,7 @@ async fn convert(
 ) -> ApiResult<Json<ConvertAnswer>> {
     let key = site_key(&s, b.site_key, header_key, ip)?;
     let exp = experiment(&b.experiment_id)?;
-    Ok(Json(s.services.convert(&key, exp, &b.user_id, b.value, b.goal.as_deref()).await?))
+    Ok(Json(s.services.tracker.convert(&key, exp, &b.user_id, b.value, b.goal.as_deref()).await?))
 }
 
 fn js(body: String, cache: &'static str, status: StatusCode) -> Response {
@@ -166,7 +170,7 @@ async fn tracker_js() -> Response {
 /// experiment reaches pages within a minute.
 async fn site_script(State(s): State<AppState>, Path(file): Path<String>) -> Response {
     let key = file.strip_suffix(".js").unwrap_or(&file);
-    match s.services.site_script(key, &tracker_source()) {
+    match s.services.tracker.site_script(key, &tracker_source()) {
         Some(body) => js(body, "public, max-age=60", StatusCode::OK),
         None => js("/* samplit: unknown site key */".into(), "no-store", StatusCode::NOT_FOUND),
     }

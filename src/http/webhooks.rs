@@ -38,11 +38,11 @@ async fn create(
     Auth(p): Auth,
     ApiJson(b): ApiJson<WebhookBody>,
 ) -> ApiResult<(StatusCode, Json<NewWebhook>)> {
-    Ok((StatusCode::CREATED, Json(s.services.create_webhook(&p, b.url, b.events).await?)))
+    Ok((StatusCode::CREATED, Json(s.services.webhooks.create_webhook(&p, b.url, b.events).await?)))
 }
 
 async fn list(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<WebhookList>> {
-    Ok(Json(s.services.list_webhooks(&p)?))
+    Ok(Json(s.services.webhooks.list_webhooks(&p)?))
 }
 
 async fn remove(
@@ -50,7 +50,7 @@ async fn remove(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    s.services.delete_webhook(&p, webhook_id(&id)?)?;
+    s.services.webhooks.delete_webhook(&p, webhook_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -59,5 +59,5 @@ async fn deliveries(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryList>> {
-    Ok(Json(s.services.webhook_deliveries(&p, webhook_id(&id)?)?))
+    Ok(Json(s.services.webhooks.webhook_deliveries(&p, webhook_id(&id)?)?))
 }

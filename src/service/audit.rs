@@ -6,9 +6,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::Services;
-use super::auth::Principal;
+use super::accounts::Principal;
 use crate::error::{AppError, AppResult};
+use crate::store::Store;
+use crate::store::api::AuditStore;
 
 /// One entry of an owner's hash chain. `hash` is SHA-256 (hex) over `prev_hash` followed by
 /// the entry's canonical JSON without `hash` (keys sorted, no spaces).
@@ -33,7 +34,17 @@ pub struct AuditPage {
     pub head: String,
 }
 
-impl Services {
+/// Reading the owners' hash chains.
+#[derive(Clone)]
+pub struct AuditTrail {
+    store: Store,
+}
+
+impl AuditTrail {
+    pub fn new(store: Store) -> AuditTrail {
+        AuditTrail { store }
+    }
+
     /// The caller's chain, oldest first, optionally for one experiment.
     pub fn audit_page(
         &self,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::engine::allocator::Weights;
 use crate::engine::model::{Allocation, Experiment, Status};
+use crate::store::api::{ExperimentStore, UserStore};
 use crate::store::writer::ExpMeta;
 use crate::store::{Store, StoreResult};
 
@@ -66,6 +67,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The caller's experiment, or 404 (also for another user's).
+    pub fn owned(
+        &self,
+        who: &super::accounts::Principal,
+        id: Uuid,
+    ) -> crate::error::AppResult<Arc<Entry>> {
+        self.get(id).filter(|e| e.exp.owner == who.id()).ok_or_else(super::experiments::not_found)
+    }
+
     pub fn load(&self, store: &Store) -> StoreResult<()> {
         for exp in store.experiments()? {
             self.put(exp);

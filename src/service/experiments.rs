@@ -7,14 +7,19 @@ use std::sync::Arc;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::Principal;
-use super::catalog::Entry;
-use super::{Services, now_ms, rfc3339};
+use super::accounts::Principal;
+use super::catalog::{Catalog, Entry};
+use super::webhooks::Webhooks;
+use super::{now_ms, rfc3339};
+use crate::config::Config;
 use crate::engine::model::{
     self, Allocation, Content, Defaults, ExpType, ExperimentInput, Goal, Status, Transition,
 };
 use crate::error::{AppError, AppResult, Code};
+use crate::store::Store;
+use crate::store::api::ExperimentStore;
 use crate::store::audit::Draft;
+use crate::store::writer::Writer;
 
 pub struct ListQuery {
     pub status: Option<String>,
@@ -22,7 +27,7 @@ pub struct ListQuery {
     pub offset: usize,
 }
 
-fn not_found() -> AppError {
+pub fn not_found() -> AppError {
     AppError::new(Code::ExpNotFound, "experiment not found")
 }
 
@@ -189,14 +194,36 @@ pub struct ExperimentList {
     pub total: usize,
 }
 
-impl Services {
+/// Experiment definitions and their lifecycle.
+#[derive(Clone)]
+pub struct Experiments {
+    store: Store,
+    writer: Writer,
+    catalog: Arc<Catalog>,
+    config: Arc<Config>,
+    webhooks: Webhooks,
+    /// Serialises experiment changes: each reads the current definition, validates and
+    /// writes, and two interleaved ones would lose an update.
+    exp_writes: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Experiments {
+    pub fn new(
+        store: Store,
+        writer: Writer,
+        catalog: Arc<Catalog>,
+        config: Arc<Config>,
+        webhooks: Webhooks,
+    ) -> Experiments {
+        Experiments { store, writer, catalog, config, webhooks, exp_writes: Default::default() }
+    }
+
     fn defaults(&self) -> Defaults {
         Defaults { floor: self.config.engine.floor, burn_in: self.config.engine.burn_in }
     }
 
-    /// The caller's experiment, or 404 (also for another user's).
-    pub fn owned(&self, who: &Principal, id: Uuid) -> AppResult<Arc<Entry>> {
-        self.catalog.get(id).filter(|e| e.exp.owner == who.id()).ok_or_else(not_found)
+    fn owned(&self, who: &Principal, id: Uuid) -> AppResult<Arc<Entry>> {
+        self.catalog.owned(who, id)
     }
 
     pub async fn create_experiment(
@@ -211,7 +238,7 @@ impl Services {
         let d = Draft::new(who.id(), &who.user.email, "experiment.created")
             .experiment(id)
             .data(audit_data(&exp));
-        self.store.put_experiment(&exp, &d, &[])?;
+        self.store.put_experiment(exp.clone(), d, vec![]).await?;
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, user = %who.id(), "experiment created");
         Ok(ExperimentView::from(&entry.exp))
@@ -366,7 +393,7 @@ impl Services {
         let d = Draft::new(who.id(), &who.user.email, "experiment.edited")
             .experiment(id)
             .data(audit_data(&exp));
-        self.store.put_experiment(&exp, &d, &[])?;
+        self.store.put_experiment(exp.clone(), d, vec![]).await?;
         let entry = self.catalog.put(exp);
         Ok(ExperimentView::from(&entry.exp))
     }
@@ -419,25 +446,21 @@ impl Services {
         };
         let data = json!({"status": next, "winner_variant_id": exp.winner_variant_id});
         let d = Draft::new(who.id(), &who.user.email, action).experiment(id).data(data.clone());
-        let events = self.deliveries(who.id(), action, id, &data)?;
+        let events = self.webhooks.deliveries(who.id(), action, id, &data)?;
         let queued = events.len();
         if t == Transition::Start {
             // The writer must know the experiment before the first visitor can arrive.
             self.writer.register(id, Entry::new(exp.clone()).meta()).await?;
         }
-        let store = self.store.clone();
-        let saved = exp.clone();
-        if let Err(e) =
-            super::blocking(move || Ok(store.put_experiment(&saved, &d, &events)?)).await
-        {
+        if let Err(e) = self.store.put_experiment(exp.clone(), d, events).await {
             if t == Transition::Start {
                 let _ = self.writer.forget(id).await;
             }
-            return Err(e);
+            return Err(e.into());
         }
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, status = next.as_str(), "experiment {}", t.as_str());
-        self.deliveries_queued(queued);
+        self.webhooks.deliveries_queued(queued);
         Ok(ExperimentView::from(&entry.exp))
     }
 
@@ -455,7 +478,7 @@ impl Services {
             }
             self.writer.forget(id).await?;
             let d = Draft::new(who.id(), &who.user.email, "experiment.deleted").experiment(id);
-            self.store.delete_experiment(id, &d)?;
+            self.store.delete_experiment(id, d).await?;
             self.catalog.remove(id);
             tracing::info!(experiment = %id, "experiment deleted");
             return Ok(());
@@ -467,13 +490,12 @@ impl Services {
         exp.archived_at = Some(now_ms());
         exp.updated_at = now_ms();
         let d = Draft::new(who.id(), &who.user.email, "experiment.archived").experiment(id);
-        let events = self.deliveries(who.id(), "experiment.archived", id, &json!({}))?;
+        let events = self.webhooks.deliveries(who.id(), "experiment.archived", id, &json!({}))?;
         let queued = events.len();
-        let (store, saved) = (self.store.clone(), exp.clone());
-        super::blocking(move || Ok(store.put_experiment(&saved, &d, &events)?)).await?;
+        self.store.put_experiment(exp.clone(), d, events).await?;
         self.catalog.put(exp);
         tracing::info!(experiment = %id, "experiment archived");
-        self.deliveries_queued(queued);
+        self.webhooks.deliveries_queued(queued);
         Ok(())
     }
 }

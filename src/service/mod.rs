@@ -1,32 +1,34 @@
-//! Use-cases that combine the store and the engine. The HTTP layer and the admin socket both
-//! call into here, so a CLI command and an API call do the same thing.
+//! Use-cases that combine the store and the engine, one feature module each (accounts,
+//! experiments, tracker, analytics, audit, webhooks, exports, admin). Each feature holds only
+//! what it needs, privately; `Services` builds them once and hands them to the HTTP layer and
+//! the admin socket, so a CLI command and an API call do the same thing.
+//!
+//! Shared pieces: the store (through the `store::api` traits), the group-commit writer (the
+//! only path for hot writes), the in-memory catalog, and the outbound client.
 
+pub mod accounts;
 pub mod admin;
 pub mod analytics;
 pub mod audit;
-pub mod auth;
 pub mod catalog;
-pub mod cell;
-pub mod csv_dump;
-pub mod datasets;
-pub mod demo;
 pub mod experiments;
-pub mod export;
+pub mod exports;
 pub mod outbound;
-pub mod pg_export;
-pub mod secrets;
-pub mod simulate;
-pub mod sticky;
 pub mod tracker;
 pub mod webhooks;
-pub mod xlsx;
 
-use std::sync::{Arc, Mutex};
+// Short paths the rest of the crate has used since before the features had folders.
+pub use accounts::secrets;
+pub use analytics::simulate;
+pub use exports::{csv_dump, pg_export, xlsx};
+
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::engine::crypto::StateKey;
 use crate::error::{AppError, AppResult};
+use crate::store::api::UserStore;
 use crate::store::writer::{self, Writer, WriterOptions};
 use crate::store::{Store, StoreError};
 use catalog::Catalog;
@@ -34,21 +36,35 @@ use catalog::Catalog;
 /// Returning visitors kept in memory (about 100 bytes each).
 const STICKY_CACHE_ENTRIES: usize = 100_000;
 
-/// Everything a request needs; cloned cheaply into each handler.
+/// The base URL that snippets and scripts point at: `server.public_url`, or the address
+/// the listener was bound to.
+#[derive(Clone)]
+pub struct PublicUrl {
+    bound: Arc<OnceLock<String>>,
+    config: Arc<Config>,
+}
+
+impl PublicUrl {
+    pub fn get(&self) -> String {
+        self.bound.get().cloned().unwrap_or_else(|| self.config.public_url())
+    }
+}
+
+/// Every feature, built once at start. Cheap to share: each feature is a handful of `Arc`s.
 pub struct Services {
     pub config: Arc<Config>,
-    pub store: Store,
-    pub writer: Writer,
-    pub catalog: Catalog,
-    pub sticky: sticky::StickyCache,
-    /// Serialises experiment changes: each reads the current definition, validates and
-    /// writes, and two interleaved ones would lose an update.
-    pub exp_writes: tokio::sync::Mutex<()>,
-    /// Wakes the webhook worker when deliveries are queued.
-    pub deliveries_due: tokio::sync::Notify,
-    pub jwt_secret: Vec<u8>,
-    /// The base URL snippets point at, fixed once the listener is bound.
-    public_url: std::sync::OnceLock<String>,
+    pub accounts: accounts::Accounts,
+    pub experiments: experiments::Experiments,
+    pub tracker: tracker::Tracker,
+    pub analytics: analytics::Analysis,
+    pub audit: audit::AuditTrail,
+    pub webhooks: webhooks::Webhooks,
+    pub exports: exports::Exports,
+    pub admin: admin::Admin,
+    store: Store,
+    writer: Writer,
+    catalog: Arc<Catalog>,
+    public_url: PublicUrl,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -85,18 +101,64 @@ impl Services {
             refresh_interval: Duration::from_millis(config.engine.refresh_interval_ms),
         };
         let (writer, handle) = Writer::start(store.clone(), key, states, broken, opts);
-        let catalog = Catalog::default();
+        let catalog = Arc::new(Catalog::default());
         catalog.load(&store)?;
+        let config = Arc::new(config);
+        let public_url = PublicUrl { bound: Arc::new(OnceLock::new()), config: config.clone() };
+        let accounts = accounts::Accounts::new(
+            store.clone(),
+            catalog.clone(),
+            config.clone(),
+            secrets.jwt,
+            public_url.clone(),
+        );
+        let analytics = analytics::Analysis::new(
+            store.clone(),
+            writer.clone(),
+            catalog.clone(),
+            config.clone(),
+        );
+        let webhooks = webhooks::Webhooks::new(store.clone(), config.clone());
+        let experiments = experiments::Experiments::new(
+            store.clone(),
+            writer.clone(),
+            catalog.clone(),
+            config.clone(),
+            webhooks.clone(),
+        );
+        let tracker = tracker::Tracker::new(
+            store.clone(),
+            writer.clone(),
+            catalog.clone(),
+            public_url.clone(),
+            STICKY_CACHE_ENTRIES,
+        );
+        let exports = exports::Exports::new(store.clone(), catalog.clone(), analytics.clone());
+        let admin = admin::Admin::new(admin::Parts {
+            store: store.clone(),
+            writer: writer.clone(),
+            catalog: catalog.clone(),
+            config: config.clone(),
+            accounts: accounts.clone(),
+            experiments: experiments.clone(),
+            tracker: tracker.clone(),
+            analytics: analytics.clone(),
+            exports: exports.clone(),
+        });
         let services = Arc::new(Services {
-            config: Arc::new(config),
+            config,
+            accounts,
+            experiments,
+            tracker,
+            analytics,
+            audit: audit::AuditTrail::new(store.clone()),
+            webhooks,
+            exports,
+            admin,
             store,
             writer,
             catalog,
-            sticky: sticky::StickyCache::new(STICKY_CACHE_ENTRIES),
-            deliveries_due: tokio::sync::Notify::new(),
-            exp_writes: tokio::sync::Mutex::new(()),
-            jwt_secret: secrets.jwt,
-            public_url: std::sync::OnceLock::new(),
+            public_url,
             writer_thread: Mutex::new(Some(handle)),
         });
         for exp in services.catalog.all() {
@@ -116,11 +178,11 @@ impl Services {
         } else {
             self.config.public_url()
         };
-        let _ = self.public_url.set(url);
+        let _ = self.public_url.bound.set(url);
     }
 
     pub fn public_url(&self) -> String {
-        self.public_url.get().cloned().unwrap_or_else(|| self.config.public_url())
+        self.public_url.get()
     }
 
     /// Whether the store answers a read.
@@ -144,6 +206,17 @@ impl Services {
             }
         }
         t
+    }
+
+    /// The webhook delivery worker and results watcher, for the life of the server.
+    pub async fn run_webhooks(&self, client: outbound::Client) {
+        webhooks::worker::run(
+            self.webhooks.clone(),
+            self.catalog.clone(),
+            self.analytics.clone(),
+            client,
+        )
+        .await
     }
 
     /// Stops the writer after it has committed everything queued, and waits for it.

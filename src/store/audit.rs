@@ -95,7 +95,7 @@ pub struct Broken {
 
 impl Store {
     /// An owner's entries, oldest first, optionally for one experiment: `(page, total, head)`.
-    pub fn audit_entries(
+    pub(in crate::store) fn audit_entries(
         &self,
         owner: Uuid,
         experiment: Option<Uuid>,
@@ -146,7 +146,7 @@ impl Store {
 
     /// Recomputes every chain; returns how many entries were checked and the first broken
     /// entry of each broken chain.
-    pub fn verify_audit(&self) -> StoreResult<(u64, Vec<Broken>)> {
+    pub(in crate::store) fn verify_audit(&self) -> StoreResult<(u64, Vec<Broken>)> {
         let r = self.db().begin_read()?;
         let t = r.open_table(AUDIT)?;
         let heads = r.open_table(AUDIT_HEADS)?;

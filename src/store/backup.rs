@@ -58,7 +58,7 @@ where
 
 impl Store {
     /// Rows in the store, for a progress bar.
-    pub fn row_count(&self) -> StoreResult<u64> {
+    pub(in crate::store) fn row_count(&self) -> StoreResult<u64> {
         use redb::ReadableTableMetadata;
         let r = self.db().begin_read()?;
         let mut n = 0;
@@ -71,7 +71,11 @@ impl Store {
 
     /// Writes a consistent snapshot of every table to `<dir>/samplit.redb`. `dir` must not
     /// hold a data file already.
-    pub fn backup_to(&self, dir: &Path, progress: &mut dyn FnMut(u64)) -> StoreResult<u64> {
+    pub(in crate::store) fn backup_to(
+        &self,
+        dir: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> StoreResult<u64> {
         let io = |e: std::io::Error| StoreError::Db(format!("{}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(io)?;
         let path = dir.join(DB_FILE);

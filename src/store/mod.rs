@@ -197,7 +197,7 @@ impl Store {
     /// Gives the data set a new name. A restored copy goes on from an older commit than the
     /// original (or another restore of the same backup) reached, so its commit numbers repeat
     /// theirs: an export target must see it as another data set, never resume its cursor.
-    pub fn renew_instance_id(&self) -> StoreResult<()> {
+    pub(in crate::store) fn renew_instance_id(&self) -> StoreResult<()> {
         let w = self.db.begin_write()?;
         w.open_table(META)?.insert(INSTANCE_KEY, Uuid::new_v4().as_bytes().as_slice())?;
         w.commit()?;
@@ -205,24 +205,24 @@ impl Store {
     }
 
     /// The UUID naming this data set (new for a fresh data dir, a backup, a restore).
-    pub fn instance_id(&self) -> StoreResult<Uuid> {
+    pub(in crate::store) fn instance_id(&self) -> StoreResult<Uuid> {
         let b = self.meta_bytes(INSTANCE_KEY)?.unwrap_or_default();
         Uuid::from_slice(&b).map_err(|e| corrupt("meta", e))
     }
 
     /// The newest group commit of hot records: everything with `seq <= commit_seq()` is
     /// durable and will never change.
-    pub fn commit_seq(&self) -> StoreResult<u64> {
+    pub(in crate::store) fn commit_seq(&self) -> StoreResult<u64> {
         Ok(self.meta_bytes(COMMIT_SEQ_KEY)?.map(|b| read_u64(&b)).unwrap_or(0))
     }
 
     // --- users -------------------------------------------------------------------------
 
-    pub fn admin_exists(&self) -> StoreResult<bool> {
+    pub(in crate::store) fn admin_exists(&self) -> StoreResult<bool> {
         Ok(self.users()?.iter().any(|u| u.role == records::Role::Admin))
     }
 
-    pub fn user_count(&self) -> StoreResult<u64> {
+    pub(in crate::store) fn user_count(&self) -> StoreResult<u64> {
         let r = self.db.begin_read()?;
         Ok(r.open_table(USERS)?.len()?)
     }
@@ -233,7 +233,7 @@ impl Store {
     /// Inserts a user. While no admin exists the first one that `may_be_admin` becomes it,
     /// decided in this transaction so two racing registrations cannot both win; with
     /// `only_if_no_admin` (public registration while it is closed) nobody else gets in.
-    pub fn insert_user(
+    pub(in crate::store) fn insert_user(
         &self,
         mut user: User,
         only_if_no_admin: bool,
@@ -269,7 +269,11 @@ impl Store {
         Ok(Some(user))
     }
 
-    pub fn update_user(&self, user: &User, change: &audit::Draft) -> StoreResult<()> {
+    pub(in crate::store) fn update_user(
+        &self,
+        user: &User,
+        change: &audit::Draft,
+    ) -> StoreResult<()> {
         let w = self.db.begin_write()?;
         w.open_table(USERS)?.insert(user.id.as_u128(), to_json(user).as_slice())?;
         audit::append(&w, change, crate::store::writer::now_ms())?;
@@ -277,13 +281,13 @@ impl Store {
         Ok(())
     }
 
-    pub fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
+    pub(in crate::store) fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
         let r = self.db.begin_read()?;
         let t = r.open_table(USERS)?;
         t.get(id.as_u128())?.map(|v| from_json("users", v.value())).transpose()
     }
 
-    pub fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
+    pub(in crate::store) fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         let id = {
             let r = self.db.begin_read()?;
             let t = r.open_table(USER_EMAILS)?;
@@ -295,7 +299,7 @@ impl Store {
         }
     }
 
-    pub fn users(&self) -> StoreResult<Vec<User>> {
+    pub(in crate::store) fn users(&self) -> StoreResult<Vec<User>> {
         let r = self.db.begin_read()?;
         let t = r.open_table(USERS)?;
         let mut out = Vec::new();
@@ -308,7 +312,7 @@ impl Store {
     }
 
     /// Every site key with its owner, for the in-memory lookup the tracker uses.
-    pub fn site_keys(&self) -> StoreResult<Vec<(String, Uuid)>> {
+    pub(in crate::store) fn site_keys(&self) -> StoreResult<Vec<(String, Uuid)>> {
         let r = self.db.begin_read()?;
         let t = r.open_table(SITE_KEYS)?;
         let mut out = Vec::new();
@@ -321,7 +325,12 @@ impl Store {
 
     // --- API keys ----------------------------------------------------------------------
 
-    pub fn insert_api_key(&self, key: &ApiKey, hash: &[u8], actor: &str) -> StoreResult<()> {
+    pub(in crate::store) fn insert_api_key(
+        &self,
+        key: &ApiKey,
+        hash: &[u8],
+        actor: &str,
+    ) -> StoreResult<()> {
         let w = self.db.begin_write()?;
         {
             w.open_table(API_KEYS)?.insert(key.id.as_u128(), to_json(key).as_slice())?;
@@ -334,7 +343,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKey>> {
+    pub(in crate::store) fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKey>> {
         let r = self.db.begin_read()?;
         let Some(id) = r.open_table(API_KEY_HASHES)?.get(hash)?.map(|v| v.value()) else {
             return Ok(None);
@@ -343,7 +352,7 @@ impl Store {
         t.get(id)?.map(|v| from_json("api_keys", v.value())).transpose()
     }
 
-    pub fn api_keys(&self, user: Uuid) -> StoreResult<Vec<ApiKey>> {
+    pub(in crate::store) fn api_keys(&self, user: Uuid) -> StoreResult<Vec<ApiKey>> {
         let r = self.db.begin_read()?;
         let t = r.open_table(API_KEYS)?;
         let mut out = Vec::new();
@@ -358,7 +367,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn touch_api_key(&self, key: &ApiKey) -> StoreResult<()> {
+    pub(in crate::store) fn touch_api_key(&self, key: &ApiKey) -> StoreResult<()> {
         let w = self.db.begin_write()?;
         w.open_table(API_KEYS)?.insert(key.id.as_u128(), to_json(key).as_slice())?;
         w.commit()?;
@@ -366,7 +375,12 @@ impl Store {
     }
 
     /// Removes the key if `user` owns it; false when there is no such key of theirs.
-    pub fn delete_api_key(&self, user: Uuid, id: Uuid, actor: &str) -> StoreResult<bool> {
+    pub(in crate::store) fn delete_api_key(
+        &self,
+        user: Uuid,
+        id: Uuid,
+        actor: &str,
+    ) -> StoreResult<bool> {
         let w = self.db.begin_write()?;
         {
             let mut keys = w.open_table(API_KEYS)?;
@@ -401,7 +415,7 @@ impl Store {
 
     /// Stores an experiment, the audit entry of the change and the webhook deliveries that
     /// report it, in one transaction: a crash keeps all three or none.
-    pub fn put_experiment(
+    pub(in crate::store) fn put_experiment(
         &self,
         exp: &Experiment,
         change: &audit::Draft,
@@ -415,7 +429,11 @@ impl Store {
         Ok(())
     }
 
-    pub fn delete_experiment(&self, id: Uuid, change: &audit::Draft) -> StoreResult<()> {
+    pub(in crate::store) fn delete_experiment(
+        &self,
+        id: Uuid,
+        change: &audit::Draft,
+    ) -> StoreResult<()> {
         let w = self.db.begin_write()?;
         {
             w.open_table(EXPERIMENTS)?.remove(id.as_u128())?;
@@ -426,7 +444,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn experiments(&self) -> StoreResult<Vec<Experiment>> {
+    pub(in crate::store) fn experiments(&self) -> StoreResult<Vec<Experiment>> {
         let r = self.db.begin_read()?;
         let t = r.open_table(EXPERIMENTS)?;
         let mut out = Vec::new();
@@ -439,7 +457,11 @@ impl Store {
 
     // --- hot records (read side; writes go through the writer) ---------------------------
 
-    pub fn assignment(&self, exp: Uuid, user: &str) -> StoreResult<Option<AssignmentRec>> {
+    pub(in crate::store) fn assignment(
+        &self,
+        exp: Uuid,
+        user: &str,
+    ) -> StoreResult<Option<AssignmentRec>> {
         let r = self.db.begin_read()?;
         let t = r.open_table(ASSIGNMENTS)?;
         t.get((exp.as_u128(), user))?
@@ -449,7 +471,7 @@ impl Store {
 
     /// Visits every assignment of an experiment in key order, with its primary-goal
     /// conversion if any, without holding them all in memory.
-    pub fn scan_assignments(
+    pub(in crate::store) fn scan_assignments(
         &self,
         exp: Uuid,
         mut f: impl FnMut(&str, &AssignmentRec, Option<&ConversionRec>) -> bool,
@@ -476,7 +498,7 @@ impl Store {
     }
 
     /// Hourly per-arm counters of an experiment: `(hour, arm, allocations, conversions)`.
-    pub fn timeseries(&self, exp: Uuid) -> StoreResult<Vec<(i64, u32, u64, u64)>> {
+    pub(in crate::store) fn timeseries(&self, exp: Uuid) -> StoreResult<Vec<(i64, u32, u64, u64)>> {
         let r = self.db.begin_read()?;
         let t = r.open_table(TIMESERIES)?;
         let id = exp.as_u128();

@@ -39,7 +39,7 @@ pub type ConversionKey = (u128, String, String);
 impl Store {
     /// Up to `max_rows` assignments in `range` after `after`, looking at no more than
     /// `max_scan` rows so a page of a mostly-exported table still returns promptly.
-    pub fn assignments_page(
+    pub(in crate::store) fn assignments_page(
         &self,
         after: Option<&AssignmentKey>,
         range: SeqRange,
@@ -72,7 +72,7 @@ impl Store {
     }
 
     /// As `assignments_page`, for conversions of every goal.
-    pub fn conversions_page(
+    pub(in crate::store) fn conversions_page(
         &self,
         after: Option<&ConversionKey>,
         range: SeqRange,
@@ -106,7 +106,7 @@ impl Store {
     }
 
     /// Every audit chain: `(owner, seq of its newest entry)`.
-    pub fn audit_heads(&self) -> StoreResult<Vec<(u128, u64)>> {
+    pub(in crate::store) fn audit_heads(&self) -> StoreResult<Vec<(u128, u64)>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(AUDIT_HEADS)?;
         let mut out = Vec::new();
@@ -120,7 +120,7 @@ impl Store {
     }
 
     /// Up to `max_rows` entries of `owner`'s chain after `after_seq`, as stored.
-    pub fn audit_page(
+    pub(in crate::store) fn audit_page(
         &self,
         owner: u128,
         after_seq: u64,
@@ -144,7 +144,7 @@ impl Store {
     }
 
     /// Rows in the tables an export walks, for its progress bar.
-    pub fn export_row_counts(&self) -> StoreResult<(u64, u64, u64)> {
+    pub(in crate::store) fn export_row_counts(&self) -> StoreResult<(u64, u64, u64)> {
         use redb::ReadableTableMetadata;
         let r = self.db().begin_read()?;
         Ok((

@@ -55,14 +55,14 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 impl Store {
-    pub fn insert_webhook(&self, hook: &Webhook) -> StoreResult<()> {
+    pub(in crate::store) fn insert_webhook(&self, hook: &Webhook) -> StoreResult<()> {
         let w = self.db().begin_write()?;
         w.open_table(WEBHOOKS)?.insert(hook.id.as_u128(), json(hook).as_slice())?;
         w.commit()?;
         Ok(())
     }
 
-    pub fn webhooks(&self, owner: Option<Uuid>) -> StoreResult<Vec<Webhook>> {
+    pub(in crate::store) fn webhooks(&self, owner: Option<Uuid>) -> StoreResult<Vec<Webhook>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(WEBHOOKS)?;
         let mut out = Vec::new();
@@ -78,7 +78,7 @@ impl Store {
         Ok(out)
     }
 
-    pub fn webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>> {
+    pub(in crate::store) fn webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(WEBHOOKS)?;
         t.get(id.as_u128())?
@@ -87,7 +87,7 @@ impl Store {
     }
 
     /// Removes a webhook and its queued deliveries (the log stays until then deleted too).
-    pub fn delete_webhook(&self, id: Uuid) -> StoreResult<()> {
+    pub(in crate::store) fn delete_webhook(&self, id: Uuid) -> StoreResult<()> {
         let w = self.db().begin_write()?;
         {
             w.open_table(WEBHOOKS)?.remove(id.as_u128())?;
@@ -113,7 +113,11 @@ impl Store {
 
     /// Stores new deliveries and queues them, in one transaction; with `mark`, also records
     /// that a one-off event was emitted (false when it already was: nothing is queued).
-    pub fn enqueue(&self, ds: &[Delivery], mark: Option<(Uuid, &str)>) -> StoreResult<bool> {
+    pub(in crate::store) fn enqueue(
+        &self,
+        ds: &[Delivery],
+        mark: Option<(Uuid, &str)>,
+    ) -> StoreResult<bool> {
         let w = self.db().begin_write()?;
         {
             if let Some((exp, event)) = mark {
@@ -129,13 +133,8 @@ impl Store {
         Ok(true)
     }
 
-    pub fn event_marked(&self, exp: Uuid, event: &str) -> StoreResult<bool> {
-        let r = self.db().begin_read()?;
-        Ok(r.open_table(EVENT_MARKS)?.get((exp.as_u128(), event))?.is_some())
-    }
-
     /// Deliveries whose next attempt is due.
-    pub fn due_deliveries(&self, now: i64) -> StoreResult<Vec<Delivery>> {
+    pub(in crate::store) fn due_deliveries(&self, now: i64) -> StoreResult<Vec<Delivery>> {
         let r = self.db().begin_read()?;
         let pending = r.open_table(PENDING)?;
         let deliveries = r.open_table(DELIVERIES)?;
@@ -152,7 +151,7 @@ impl Store {
     }
 
     /// Saves a delivery after an attempt, keeping it queued while it is pending.
-    pub fn save_delivery(&self, d: &Delivery) -> StoreResult<()> {
+    pub(in crate::store) fn save_delivery(&self, d: &Delivery) -> StoreResult<()> {
         let w = self.db().begin_write()?;
         {
             w.open_table(DELIVERIES)?.insert(d.id.as_u128(), json(d).as_slice())?;
@@ -170,7 +169,7 @@ impl Store {
         Ok(())
     }
 
-    pub fn deliveries(&self, webhook: Uuid) -> StoreResult<Vec<Delivery>> {
+    pub(in crate::store) fn deliveries(&self, webhook: Uuid) -> StoreResult<Vec<Delivery>> {
         let r = self.db().begin_read()?;
         let t = r.open_table(DELIVERIES)?;
         let mut out = Vec::new();

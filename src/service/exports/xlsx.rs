@@ -544,7 +544,7 @@ const STYLES: &str = concat!(
 
 /// The reader the end-to-end tests use too: one ZIP/XLSX reader for both.
 #[cfg(test)]
-#[path = "../../tests/common/xlsx_read.rs"]
+#[path = "../../../tests/common/xlsx_read.rs"]
 mod xlsx_read;
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use uuid::Uuid;
 
-use super::rfc3339;
+use crate::service::rfc3339;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Cell<'a> {

@@ -9,10 +9,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::Exports;
 use super::datasets::{self, Table};
-use super::{Progress, Services, blocking};
 use crate::error::{AppError, AppResult};
+use crate::service::{Progress, blocking};
 use crate::store::Store;
+use crate::store::api::{AuditStore, ExperimentStore, ExportStore};
 use crate::store::scan::SeqRange;
 
 const PAGE: usize = 10_000;
@@ -76,7 +78,7 @@ pub struct CsvExport {
     pub tables: BTreeMap<String, u64>,
 }
 
-impl Services {
+impl Exports {
     /// `out` is absolute: the server's working directory is not the caller's.
     pub async fn export_csv(&self, out: String, progress: &Progress) -> AppResult<CsvExport> {
         let dir = PathBuf::from(&out);

@@ -8,8 +8,16 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-use super::auth::Principal;
-use super::{Services, rfc3339};
+use super::accounts::Principal;
+use super::catalog::Catalog;
+use super::rfc3339;
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::api::RecordStore;
+use crate::store::writer::Writer;
+use std::sync::Arc;
+
+pub mod simulate;
 use crate::engine::counting;
 use crate::engine::decision::{self, Decision, ElementEffects, Thresholds, rate};
 use crate::engine::model::{Allocation, ExpType, Experiment, Status};
@@ -137,7 +145,30 @@ pub struct BucketArm {
     pub prob_best: Option<f64>,
 }
 
-impl Services {
+/// Results: read from the live counters, never a scan of the records.
+#[derive(Clone)]
+pub struct Analysis {
+    store: Store,
+    writer: Writer,
+    catalog: Arc<Catalog>,
+    config: Arc<Config>,
+}
+
+impl Analysis {
+    pub fn new(store: Store, writer: Writer, catalog: Arc<Catalog>, config: Arc<Config>) -> Self {
+        Analysis { store, writer, catalog, config }
+    }
+
+    fn owned(&self, who: &Principal, id: Uuid) -> AppResult<Arc<super::catalog::Entry>> {
+        self.catalog.owned(who, id)
+    }
+
+    /// The results of an experiment from its live counters; None before its first visitor.
+    pub fn live(&self, exp: &Experiment) -> Option<Analytics> {
+        let snap = self.writer.live().get(exp.id)?;
+        (snap.state.visitors() > 0).then(|| self.analyse(exp, &snap.state))
+    }
+
     pub fn analytics(&self, who: &Principal, id: Uuid) -> AppResult<Analytics> {
         let entry = self.owned(who, id)?;
         let exp = &entry.exp;

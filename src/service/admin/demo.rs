@@ -7,13 +7,13 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use uuid::Uuid;
 
-use super::Services;
-use super::auth::{NewUser, Principal};
+use super::Admin;
 use crate::engine::model::ExperimentInput;
 use crate::error::{AppError, AppResult, Code};
+use crate::service::accounts::{NewUser, Principal};
+use crate::store::api::UserStore;
 
 pub const DEMO_EMAIL: &str = "demo@samplit.local";
 pub const CTAS: [&str; 3] = ["CTA-A", "CTA-B", "CTA-C"];
@@ -73,9 +73,9 @@ pub struct ProbBest {
     pub prob_best: Option<f64>,
 }
 
-impl Services {
+impl Admin {
     pub async fn demo(
-        self: &Arc<Self>,
+        &self,
         visitors: u64,
         seed: u64,
         password: Option<String>,
@@ -86,8 +86,8 @@ impl Services {
         let (user, created_password) = match self.store.user_by_email(DEMO_EMAIL)? {
             Some(u) => (u, None),
             None => {
-                let pw =
-                    password.unwrap_or_else(|| super::secrets::random_hex32()[..16].to_string());
+                let pw = password
+                    .unwrap_or_else(|| crate::service::secrets::random_hex32()[..16].to_string());
                 let new = NewUser {
                     email: DEMO_EMAIL.into(),
                     password: pw.clone(),
@@ -95,8 +95,7 @@ impl Services {
                     role: None,
                     may_be_admin: false,
                 };
-                let svc = self.clone();
-                (super::blocking(move || svc.create_user(new, false, "demo")).await?, Some(pw))
+                (self.accounts.create_user(new, false, "demo").await?, Some(pw))
             }
         };
         let who = Principal { user: user.clone() };
@@ -120,9 +119,11 @@ impl Services {
             ]
         }))
         .map_err(|e| AppError::internal(format!("demo definition: {e}")))?;
-        let exp = self.create_experiment(&who, input).await?;
+        let exp = self.experiments.create_experiment(&who, input).await?;
         let id: Uuid = exp.id;
-        self.transition(&who, id, crate::engine::model::Transition::Start, None).await?;
+        self.experiments
+            .transition(&who, id, crate::engine::model::Transition::Start, None)
+            .await?;
 
         let site = user.site_key.clone();
         let mut rng = StdRng::seed_from_u64(seed);
@@ -133,7 +134,7 @@ impl Services {
                 let user_id = format!("demo-{seed}-{next}");
                 next += 1;
                 let luck: f64 = rng.random();
-                let svc = self.clone();
+                let svc = self.tracker.clone();
                 let site = site.clone();
                 batch.spawn(async move {
                     let answer = svc.assign(&site, id, &user_id, false).await?;
@@ -154,7 +155,7 @@ impl Services {
         }
 
         // Read the results as the dashboard would.
-        let analytics = json!(self.analytics(&who, id)?);
+        let analytics = json!(self.analytics.analytics(&who, id)?);
         let arms = analytics["arms"].as_array().cloned().unwrap_or_default();
         let mut matrix =
             String::from("cta,copy,visitors,conversions,conversion_rate,true_rate,prob_best\n");

@@ -22,10 +22,12 @@ use std::time::Duration;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::{Client, NoTls, Transaction};
 
+use super::Exports;
 use super::datasets::{self, Cell, Table};
-use super::{Progress, Services, blocking};
 use crate::engine::model::Arm;
 use crate::error::{AppError, AppResult, Code};
+use crate::service::{Progress, blocking};
+use crate::store::api::{AuditStore, ExperimentStore, ExportStore};
 use crate::store::scan::{AssignmentKey, ConversionKey, SeqRange};
 
 pub const DEFAULT_BATCH_ROWS: usize = 5_000;
@@ -284,7 +286,7 @@ async fn copy_rows(
 }
 
 struct Run<'a> {
-    services: &'a Services,
+    services: &'a Exports,
     client: Client,
     s: String,
     source: String,
@@ -315,7 +317,7 @@ pub struct PgExport {
     pub audit_log: u64,
 }
 
-impl Services {
+impl Exports {
     pub async fn export_postgres(
         &self,
         opts: PgOptions,

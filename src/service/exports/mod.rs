@@ -4,17 +4,23 @@
 //!
 //! Both formats build their rows as [`Cell`]s in one place, so the columns cannot drift apart.
 
-use super::analytics::Analytics;
+use super::analytics::{Analysis, Analytics};
 use std::io::{self, Write};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use super::Services;
-use super::auth::Principal;
-use super::catalog::Entry;
-use super::cell::{Cell, csv_field, csv_line};
-use super::xlsx::XlsxWriter;
+use super::accounts::Principal;
+use super::catalog::{Catalog, Entry};
+use crate::store::api::RecordStore;
+use cell::{Cell, csv_field, csv_line};
+use xlsx::XlsxWriter;
+
+pub mod cell;
+pub mod csv_dump;
+pub mod datasets;
+pub mod pg_export;
+pub mod xlsx;
 use crate::engine::model::Arm;
 use crate::error::{AppError, AppResult};
 use crate::store::Store;
@@ -113,7 +119,7 @@ fn each_assignment(
 ) -> io::Result<()> {
     let mut failed = None;
     store
-        .scan_assignments(exp, |user, rec, conv| match f(user, rec, conv) {
+        .scan_assignments(exp, &mut |user, rec, conv| match f(user, rec, conv) {
             Ok(()) => true,
             Err(e) => {
                 failed = Some(e);
@@ -201,7 +207,23 @@ fn stream(write: impl FnOnce(&mut ChunkSender) -> io::Result<()> + Send + 'stati
     rx
 }
 
-impl Services {
+/// Data out: per-experiment CSV and XLSX, the table dump and the PostgreSQL export.
+#[derive(Clone)]
+pub struct Exports {
+    store: Store,
+    catalog: Arc<Catalog>,
+    analytics: Analysis,
+}
+
+impl Exports {
+    pub fn new(store: Store, catalog: Arc<Catalog>, analytics: Analysis) -> Exports {
+        Exports { store, catalog, analytics }
+    }
+
+    fn owned(&self, who: &Principal, id: Uuid) -> AppResult<Arc<Entry>> {
+        self.catalog.owned(who, id)
+    }
+
     /// Starts streaming the assignments CSV; chunks arrive on the returned channel.
     pub fn export_assignments_csv(&self, who: &Principal, id: Uuid) -> AppResult<Chunks> {
         let cols = Assignments::new(self.owned(who, id)?);
@@ -223,7 +245,7 @@ impl Services {
     pub fn export_assignments_xlsx(&self, who: &Principal, id: Uuid) -> AppResult<Chunks> {
         let cols = Assignments::new(self.owned(who, id)?);
         // Before the first byte: once the body streams, an error can no longer be a JSON one.
-        let summary = summary_rows(&self.analytics(who, id)?);
+        let summary = summary_rows(&self.analytics.analytics(who, id)?);
         let store = self.store.clone();
         Ok(stream(move |out| {
             let mut book = XlsxWriter::new(out);
@@ -236,7 +258,7 @@ impl Services {
 
     /// The per-arm summary as CSV, from the analytics.
     pub fn export_summary_csv(&self, who: &Principal, id: Uuid) -> AppResult<String> {
-        let rows = summary_rows(&self.analytics(who, id)?);
+        let rows = summary_rows(&self.analytics.analytics(who, id)?);
         let mut out = SUMMARY_HEADER.join(",");
         out.push('\n');
         for row in &rows {
@@ -247,7 +269,7 @@ impl Services {
 
     /// A workbook with only the summary sheet (a few rows: built in memory).
     pub fn export_summary_xlsx(&self, who: &Principal, id: Uuid) -> AppResult<Vec<u8>> {
-        let rows = summary_rows(&self.analytics(who, id)?);
+        let rows = summary_rows(&self.analytics.analytics(who, id)?);
         let mut book = XlsxWriter::new(Vec::new());
         summary_sheet(&mut book, &rows)
             .and_then(|()| book.finish())

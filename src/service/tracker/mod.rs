@@ -9,8 +9,13 @@ use std::sync::Arc;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::catalog::Entry;
-use super::{Services, now_ms};
+use super::catalog::{Catalog, Entry};
+use super::{PublicUrl, now_ms};
+use crate::store::Store;
+use crate::store::api::RecordStore;
+use crate::store::writer::Writer;
+
+pub mod sticky;
 use crate::engine::allocator;
 use crate::engine::model::{Allocation, Content, Experiment, Goal, Status};
 use crate::error::{AppError, AppResult, Code};
@@ -195,7 +200,28 @@ fn render_fallback(entry: &Entry) -> String {
     )
 }
 
-impl Services {
+/// The hot path: what tracker.js asks of the server.
+#[derive(Clone)]
+pub struct Tracker {
+    store: Store,
+    writer: Writer,
+    catalog: Arc<Catalog>,
+    sticky: Arc<sticky::StickyCache>,
+    public_url: PublicUrl,
+}
+
+impl Tracker {
+    pub fn new(
+        store: Store,
+        writer: Writer,
+        catalog: Arc<Catalog>,
+        public_url: PublicUrl,
+        sticky_entries: usize,
+    ) -> Tracker {
+        let sticky = Arc::new(sticky::StickyCache::new(sticky_entries));
+        Tracker { store, writer, catalog, sticky, public_url }
+    }
+
     pub fn site_owner(&self, site_key: &str) -> AppResult<Uuid> {
         self.catalog
             .site_owner(site_key)
@@ -477,7 +503,8 @@ impl Services {
                 }
             }
         }
-        let settings = SiteSettings { endpoint: self.public_url(), site_key, hide, timeout: 1500 };
+        let settings =
+            SiteSettings { endpoint: self.public_url.get(), site_key, hide, timeout: 1500 };
         // `</` inside a JSON string could end an inline script; escape it defensively.
         let settings = serde_json::to_string(&settings).unwrap_or_default().replace("</", "<\\/");
         Some(format!("window.__samplit={settings};\n{tracker_js}"))

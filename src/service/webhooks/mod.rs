@@ -2,21 +2,21 @@
 //! and the watcher that turns results into one-off events (winner found, SRM detected).
 
 use hmac::{Hmac, KeyInit, Mac};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Sha256;
 use std::sync::Arc;
-use std::time::Duration;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::Principal;
-use super::outbound::{self, Client, describe};
-use super::{Services, now_ms, rfc3339};
+use super::accounts::Principal;
+use super::outbound;
+use super::{now_ms, rfc3339};
+use crate::config::Config;
 use crate::error::{AppError, AppResult, Code};
-use crate::store::webhooks::{Attempt, Delivery, DeliveryState, Webhook};
+use crate::store::Store;
+use crate::store::api::WebhookStore;
+use crate::store::webhooks::{Delivery, DeliveryState, Webhook};
 
 pub const EVENTS: &[&str] = &[
     "experiment.started",
@@ -27,7 +27,6 @@ pub const EVENTS: &[&str] = &[
     "experiment.winner_found",
     "experiment.srm_detected",
 ];
-const MAX_ATTEMPTS: usize = 8;
 
 /// HMAC-SHA256 of the raw body keyed by the secret, as `sha256=<hex>`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
@@ -96,10 +95,25 @@ pub struct WebhookEvent<'a> {
     pub data: &'a Value,
 }
 
-impl Services {
+pub mod worker;
+
+/// Webhook subscriptions and the events they receive.
+#[derive(Clone)]
+pub struct Webhooks {
+    store: Store,
+    config: Arc<Config>,
+    /// Wakes the delivery worker when deliveries are queued.
+    deliveries_due: Arc<tokio::sync::Notify>,
+}
+
+impl Webhooks {
+    pub fn new(store: Store, config: Arc<Config>) -> Webhooks {
+        Webhooks { store, config, deliveries_due: Default::default() }
+    }
+
     /// Refuses URLs that resolve to loopback or private addresses unless allowed; checked
     /// at creation and again before every delivery (DNS can change).
-    async fn check_target(&self, url: &str) -> AppResult<()> {
+    pub(super) async fn check_target(&self, url: &str) -> AppResult<()> {
         outbound::check_url(url, self.config.webhooks.allow_private)
             .await
             .map_err(|m| AppError::validation("url", m))
@@ -131,7 +145,7 @@ impl Services {
             secret: format!("whsec_{}", super::secrets::random_hex32()),
             created_at: now_ms(),
         };
-        self.store.insert_webhook(&hook)?;
+        self.store.insert_webhook(hook.clone()).await?;
         Ok(NewWebhook {
             id: hook.id,
             url: hook.url,
@@ -163,9 +177,9 @@ impl Services {
             .ok_or_else(|| AppError::new(Code::WebhookNotFound, "no such webhook"))
     }
 
-    pub fn delete_webhook(&self, who: &Principal, id: Uuid) -> AppResult<()> {
+    pub async fn delete_webhook(&self, who: &Principal, id: Uuid) -> AppResult<()> {
         self.owned_webhook(who, id)?;
-        Ok(self.store.delete_webhook(id)?)
+        Ok(self.store.delete_webhook(id).await?)
     }
 
     pub fn webhook_deliveries(&self, who: &Principal, id: Uuid) -> AppResult<DeliveryList> {
@@ -234,7 +248,7 @@ impl Services {
     }
 
     /// Queues a one-off event (winner found, SRM detected): at most once per experiment.
-    pub fn emit_once(
+    pub async fn emit_once(
         &self,
         owner: Uuid,
         event: &'static str,
@@ -242,112 +256,10 @@ impl Services {
         data: Value,
     ) -> AppResult<()> {
         let deliveries = self.deliveries(owner, event, exp, &data)?;
-        if self.store.enqueue(&deliveries, Some((exp, event)))? {
-            self.deliveries_queued(deliveries.len());
+        let n = deliveries.len();
+        if self.store.enqueue(deliveries, Some((exp, event.to_string()))).await? {
+            self.deliveries_queued(n);
         }
         Ok(())
-    }
-
-    /// One pass over the due deliveries.
-    async fn deliver_due(&self, client: &Client) {
-        let due = match self.store.due_deliveries(now_ms()) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the webhook queue");
-                return;
-            }
-        };
-        for mut d in due {
-            let hook = match self.store.webhook(d.webhook_id) {
-                Ok(Some(h)) => h,
-                _ => continue,
-            };
-            let result = match self.check_target(&hook.url).await {
-                Ok(()) => send(client, &hook, &d).await,
-                Err(e) => Err(e.message),
-            };
-            let at = now_ms();
-            match result {
-                Ok(code) if (200..300).contains(&code) => {
-                    d.attempts.push(Attempt { at, status_code: Some(code), error: None });
-                    d.state = DeliveryState::Delivered;
-                    d.next_attempt_at = None;
-                }
-                other => {
-                    let (status_code, error) = match other {
-                        Ok(code) => (Some(code), None),
-                        Err(e) => (None, Some(e)),
-                    };
-                    d.attempts.push(Attempt { at, status_code, error });
-                    if d.attempts.len() >= MAX_ATTEMPTS {
-                        d.state = DeliveryState::Failed;
-                        d.next_attempt_at = None;
-                    } else {
-                        // 1 s, 2 s, 4 s ... doubling, at most an hour.
-                        let backoff = 1000i64 << (d.attempts.len() - 1).min(12);
-                        d.next_attempt_at = Some(at + backoff.min(3_600_000));
-                    }
-                }
-            }
-            if let Err(e) = self.store.save_delivery(&d) {
-                tracing::error!(error = %e, delivery = %d.id, "cannot save a webhook delivery");
-            }
-        }
-    }
-
-    /// Emits winner-found and SRM events when an experiment's results turn that way.
-    fn watch_results(&self) {
-        for e in self.catalog.all().iter().filter(|e| e.serving()) {
-            let Some(snap) = self.writer.live().get(e.exp.id) else { continue };
-            if snap.state.visitors() == 0 {
-                continue;
-            }
-            let a = self.analyse(&e.exp, &snap.state);
-            if a.recommendation.decision == crate::engine::decision::Decision::DeclareWinner {
-                let data = json!({"recommendation": a.recommendation});
-                let _ = self.emit_once(e.exp.owner, "experiment.winner_found", e.exp.id, data);
-            }
-            if a.srm.mismatch {
-                let data = json!({"srm": a.srm});
-                let _ = self.emit_once(e.exp.owner, "experiment.srm_detected", e.exp.id, data);
-            }
-        }
-    }
-}
-
-async fn send(client: &Client, hook: &Webhook, d: &Delivery) -> Result<u16, String> {
-    let req = hyper::Request::post(&hook.url)
-        .header("content-type", "application/json")
-        .header("user-agent", concat!("samplit/", env!("CARGO_PKG_VERSION")))
-        .header("x-samplit-event", d.event.as_str())
-        .header("x-samplit-delivery", d.id.to_string())
-        .header("x-samplit-signature", signature(&hook.secret, d.body.as_bytes()))
-        .body(Full::new(Bytes::from(d.body.clone())))
-        .map_err(|e| describe(&e))?;
-    let res = tokio::time::timeout(outbound::TIMEOUT, client.request(req))
-        .await
-        .map_err(|_| "timed out".to_string())?
-        .map_err(|e| describe(&e))?;
-    let status = res.status().as_u16();
-    // Read (and drop) a bounded body so the connection can be reused.
-    let _ = tokio::time::timeout(
-        outbound::TIMEOUT,
-        http_body_util::Limited::new(res.into_body(), 64 * 1024).collect(),
-    )
-    .await;
-    Ok(status)
-}
-
-/// The delivery worker and the results watcher; runs for the life of the server. `client`
-/// comes from [`client`], built once when the server starts.
-pub async fn run(services: Arc<Services>, client: Client) {
-    let mut watch = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = services.deliveries_due.notified() => {}
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-            _ = watch.tick() => services.watch_results(),
-        }
-        services.deliver_due(&client).await;
     }
 }

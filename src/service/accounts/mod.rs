@@ -9,10 +9,27 @@ use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{Services, now_ms, rfc3339};
+use super::catalog::Catalog;
+use super::{PublicUrl, blocking, now_ms, rfc3339};
+use crate::config::Config;
 use crate::error::{AppError, AppResult, Code};
+use crate::store::Store;
+use crate::store::api::UserStore;
 use crate::store::audit::Draft;
 use crate::store::records::{ApiKey, Role, User};
+use std::sync::Arc;
+
+pub mod secrets;
+
+/// Accounts: users, passwords, sessions and API keys.
+#[derive(Clone)]
+pub struct Accounts {
+    store: Store,
+    catalog: Arc<Catalog>,
+    config: Arc<Config>,
+    jwt_secret: Arc<[u8]>,
+    public_url: PublicUrl,
+}
 
 pub const MIN_PASSWORD: usize = 8;
 const API_KEY_PREFIX: &str = "sk_";
@@ -220,10 +237,20 @@ fn random_token(prefix: &str, bytes: usize) -> String {
     format!("{prefix}{}", hex::encode(b))
 }
 
-impl Services {
+impl Accounts {
+    pub fn new(
+        store: Store,
+        catalog: Arc<Catalog>,
+        config: Arc<Config>,
+        jwt_secret: Vec<u8>,
+        public_url: PublicUrl,
+    ) -> Accounts {
+        Accounts { store, catalog, config, jwt_secret: jwt_secret.into(), public_url }
+    }
+
     /// Creates a user. `public` is the /auth/register path: allowed for the first user, or
-    /// for anyone when open registration is on. Blocking (argon2): call via `blocking`.
-    pub fn create_user(&self, new: NewUser, public: bool, actor: &str) -> AppResult<User> {
+    /// for anyone when open registration is on.
+    pub async fn create_user(&self, new: NewUser, public: bool, actor: &str) -> AppResult<User> {
         let email = normalise_email(&new.email)?;
         check_password(&new.password)?;
         let name = new.name.unwrap_or_default().trim().to_string();
@@ -234,17 +261,20 @@ impl Services {
         if only_if_empty && self.store.admin_exists()? {
             return Err(registration_closed());
         }
+        let password = new.password;
+        let password_hash = blocking(move || hash_password(&password)).await?;
         let user = User {
             id: Uuid::new_v4(),
             email,
             name,
             role: new.role.unwrap_or(Role::Member),
-            password_hash: hash_password(&new.password)?,
+            password_hash,
             site_key: random_token("site_", 12),
             created_at: now_ms(),
         };
         let actor = if actor.is_empty() { user.email.clone() } else { actor.to_string() };
-        let user = match self.store.insert_user(user, only_if_empty, new.may_be_admin, &actor) {
+        let user = match self.store.insert_user(user, only_if_empty, new.may_be_admin, actor).await
+        {
             Ok(Some(u)) => u,
             Ok(None) => return Err(registration_closed()),
             Err(e) => return Err(e.into()),
@@ -281,7 +311,7 @@ impl Services {
     }
 
     /// Resolves a bearer token: an API key (`sk_...`) or a session JWT.
-    pub fn authenticate(&self, token: &str) -> AppResult<Principal> {
+    pub async fn authenticate(&self, token: &str) -> AppResult<Principal> {
         let unauthorized = || AppError::new(Code::Unauthorized, "invalid or expired token");
         let user_id = if token.starts_with(API_KEY_PREFIX) {
             let hash = Sha256::digest(token.as_bytes());
@@ -290,7 +320,7 @@ impl Services {
             // Record use at minute granularity; a write per request would cost a commit.
             if key.last_used_at.is_none_or(|t| now - t > 60_000) {
                 key.last_used_at = Some(now);
-                self.store.touch_api_key(&key)?;
+                self.store.touch_api_key(key.clone()).await?;
             }
             key.user_id
         } else {
@@ -308,7 +338,7 @@ impl Services {
         Ok(Principal { user })
     }
 
-    pub fn create_api_key(&self, who: &Principal, name: &str) -> AppResult<NewApiKey> {
+    pub async fn create_api_key(&self, who: &Principal, name: &str) -> AppResult<NewApiKey> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > 200 {
             return Err(AppError::validation("name", "must be 1 to 200 characters"));
@@ -322,7 +352,8 @@ impl Services {
             created_at: now_ms(),
             last_used_at: None,
         };
-        self.store.insert_api_key(&key, &Sha256::digest(secret.as_bytes()), &who.user.email)?;
+        let hash = Sha256::digest(secret.as_bytes()).to_vec();
+        self.store.insert_api_key(key.clone(), hash, who.user.email.clone()).await?;
         tracing::info!(user = %who.id(), key = %key.id, "api key created");
         Ok(NewApiKey {
             id: key.id,
@@ -363,8 +394,8 @@ impl Services {
         })
     }
 
-    pub fn revoke_api_key(&self, who: &Principal, id: Uuid) -> AppResult<()> {
-        if self.store.delete_api_key(who.id(), id, &who.user.email)? {
+    pub async fn revoke_api_key(&self, who: &Principal, id: Uuid) -> AppResult<()> {
+        if self.store.delete_api_key(who.id(), id, who.user.email.clone()).await? {
             tracing::info!(user = %who.id(), key = %id, "api key revoked");
             Ok(())
         } else {
@@ -372,15 +403,17 @@ impl Services {
         }
     }
 
-    pub fn set_password(&self, email: &str, password: &str, actor: &str) -> AppResult<User> {
+    pub async fn set_password(&self, email: &str, password: &str, actor: &str) -> AppResult<User> {
         check_password(password)?;
         let mut u = self.user_by_email_or_404(email)?;
-        u.password_hash = hash_password(password)?;
-        self.store.update_user(&u, &Draft::new(u.id, actor, "user.password_changed"))?;
+        let password = password.to_string();
+        u.password_hash = blocking(move || hash_password(&password)).await?;
+        let d = Draft::new(u.id, actor, "user.password_changed");
+        self.store.update_user(u.clone(), d).await?;
         Ok(u)
     }
 
-    pub fn set_role(&self, email: &str, role: Role, actor: &str) -> AppResult<User> {
+    pub async fn set_role(&self, email: &str, role: Role, actor: &str) -> AppResult<User> {
         let mut u = self.user_by_email_or_404(email)?;
         if u.role == Role::Admin && role != Role::Admin {
             let admins = self.store.users()?.iter().filter(|x| x.role == Role::Admin).count();
@@ -390,7 +423,7 @@ impl Services {
         }
         u.role = role;
         let d = Draft::new(u.id, actor, "user.role_changed").data(json!({"role": role.as_str()}));
-        self.store.update_user(&u, &d)?;
+        self.store.update_user(u.clone(), d).await?;
         Ok(u)
     }
 
@@ -402,7 +435,7 @@ impl Services {
 
     pub fn installation(&self, who: &Principal) -> Installation {
         let site_key = &who.user.site_key;
-        let base = self.public_url();
+        let base = self.public_url.get();
         Installation {
             site_key: site_key.clone(),
             snippet: format!("<script src=\"{base}/t/{site_key}.js\"></script>"),

@@ -5,13 +5,49 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::Services;
-use super::analytics::Analytics;
-use super::auth::{NewUser, UserView};
-use super::csv_dump::CsvExport;
-use super::demo::DemoReport;
-use super::experiments::ExperimentView;
-use super::pg_export::PgExport;
+use super::accounts::{Accounts, NewUser, UserView};
+use super::analytics::{Analysis, Analytics};
+use super::catalog::Catalog;
+use super::experiments::{ExperimentView, Experiments};
+use super::exports::Exports;
+use super::exports::csv_dump::CsvExport;
+use super::exports::pg_export::{self, PgExport};
+use super::tracker::Tracker;
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::api::{AuditStore, ExportStore, UserStore};
+use crate::store::writer::Writer;
+use demo::DemoReport;
+use std::sync::Arc;
+
+pub mod demo;
+
+/// What the admin commands work with: nearly everything, as the operator's tool.
+pub struct Parts {
+    pub store: Store,
+    pub writer: Writer,
+    pub catalog: Arc<Catalog>,
+    pub config: Arc<Config>,
+    pub accounts: Accounts,
+    pub experiments: Experiments,
+    pub tracker: Tracker,
+    pub analytics: Analysis,
+    pub exports: Exports,
+}
+
+/// The admin commands (the CLI's, in-process or over the admin socket).
+#[derive(Clone)]
+pub struct Admin {
+    store: Store,
+    writer: Writer,
+    catalog: Arc<Catalog>,
+    config: Arc<Config>,
+    accounts: Accounts,
+    experiments: Experiments,
+    tracker: Tracker,
+    analytics: Analysis,
+    exports: Exports,
+}
 use crate::engine::crypto::StateKey;
 use crate::engine::model::{Allocation, ExpType, Status};
 use crate::error::{AppError, AppResult, Code};
@@ -236,32 +272,49 @@ fn parse_id(field: &str, s: &str) -> AppResult<Uuid> {
     Uuid::parse_str(s.trim()).map_err(|_| AppError::validation(field, "must be a UUID"))
 }
 
-impl Services {
+impl Admin {
+    pub fn new(p: Parts) -> Admin {
+        Admin {
+            store: p.store,
+            writer: p.writer,
+            catalog: p.catalog,
+            config: p.config,
+            accounts: p.accounts,
+            experiments: p.experiments,
+            tracker: p.tracker,
+            analytics: p.analytics,
+            exports: p.exports,
+        }
+    }
+
     /// Runs one admin command; long ones report their steps to `progress`.
-    pub async fn admin(
-        self: &std::sync::Arc<Self>,
+    pub async fn run(
+        &self,
         req: AdminRequest,
         progress: &super::Progress,
     ) -> AppResult<AdminAnswer> {
         Ok(match req {
             AdminRequest::UserCreate { email, password, name, role } => {
                 let role = role.as_deref().map(parse_role).transpose()?;
-                let u = self.create_user(
-                    NewUser { email, password, name, role, may_be_admin: true },
-                    false,
-                    "cli",
-                )?;
+                let u = self
+                    .accounts
+                    .create_user(
+                        NewUser { email, password, name, role, may_be_admin: true },
+                        false,
+                        "cli",
+                    )
+                    .await?;
                 AdminAnswer::User(UserView::from(&u))
             }
             AdminRequest::UserList => {
                 let users = self.store.users()?.iter().map(UserView::from).collect();
                 AdminAnswer::Users(Listing::of(users))
             }
-            AdminRequest::UserSetPassword { email, password } => {
-                AdminAnswer::User(UserView::from(&self.set_password(&email, &password, "cli")?))
-            }
+            AdminRequest::UserSetPassword { email, password } => AdminAnswer::User(UserView::from(
+                &self.accounts.set_password(&email, &password, "cli").await?,
+            )),
             AdminRequest::UserSetRole { email, role } => AdminAnswer::User(UserView::from(
-                &self.set_role(&email, parse_role(&role)?, "cli")?,
+                &self.accounts.set_role(&email, parse_role(&role)?, "cli").await?,
             )),
             AdminRequest::ExperimentList { status } => {
                 AdminAnswer::Experiments(self.experiment_rows(status))
@@ -272,7 +325,8 @@ impl Services {
                     .catalog
                     .get(id)
                     .ok_or_else(|| AppError::new(Code::ExpNotFound, "experiment not found"))?;
-                let analytics = self.writer.live().get(id).map(|s| self.analyse(&e.exp, &s.state));
+                let analytics =
+                    self.writer.live().get(id).map(|s| self.analytics.analyse(&e.exp, &s.state));
                 let experiment = ExperimentView::from(&e.exp);
                 AdminAnswer::Experiment(Box::new(ExperimentShown { experiment, analytics }))
             }
@@ -289,12 +343,12 @@ impl Services {
             }
             AdminRequest::AuditVerify => AdminAnswer::Audit(self.verify_audit()?),
             AdminRequest::ExportPostgres { url, schema, full, batch_rows } => {
-                let batch_rows = batch_rows.unwrap_or(super::pg_export::DEFAULT_BATCH_ROWS);
-                let opts = super::pg_export::PgOptions { url, schema, full, batch_rows };
-                AdminAnswer::Postgres(self.export_postgres(opts, progress).await?)
+                let batch_rows = batch_rows.unwrap_or(pg_export::DEFAULT_BATCH_ROWS);
+                let opts = pg_export::PgOptions { url, schema, full, batch_rows };
+                AdminAnswer::Postgres(self.exports.export_postgres(opts, progress).await?)
             }
             AdminRequest::ExportCsv { out } => {
-                AdminAnswer::Csv(self.export_csv(out, progress).await?)
+                AdminAnswer::Csv(self.exports.export_csv(out, progress).await?)
             }
         })
     }
@@ -454,12 +508,12 @@ impl Services {
         let rows = super::blocking(move || Ok(store.backup_to(&target, &mut |_| {})?)).await?;
         let mut copied = Vec::new();
         if !without_secrets {
-            for name in [super::secrets::JWT_FILE, super::secrets::STATE_FILE] {
+            for name in [crate::service::secrets::JWT_FILE, crate::service::secrets::STATE_FILE] {
                 let from = self.config.data_dir().join(name);
                 if from.exists() {
                     let text = std::fs::read_to_string(&from)
                         .map_err(|e| AppError::internal(format!("{}: {e}", from.display())))?;
-                    super::secrets::write_private(&out.join(name), &text)
+                    crate::service::secrets::write_private(&out.join(name), &text)
                         .map_err(|e| AppError::internal(format!("{name}: {e}")))?;
                     copied.push(name.to_string());
                 }
@@ -481,14 +535,14 @@ impl Services {
             ));
         }
         let dir = self.config.data_dir().to_path_buf();
-        let new_hex = super::secrets::random_hex32();
-        let new_key = super::secrets::parse_key(&new_hex)
+        let new_hex = crate::service::secrets::random_hex32();
+        let new_key = crate::service::secrets::parse_key(&new_hex)
             .ok_or_else(|| AppError::internal("generated key is malformed"))?;
-        let next = dir.join(format!("{}.next", super::secrets::STATE_FILE));
-        super::secrets::write_private(&next, &new_hex)
+        let next = dir.join(format!("{}.next", crate::service::secrets::STATE_FILE));
+        crate::service::secrets::write_private(&next, &new_hex)
             .map_err(|e| AppError::internal(format!("cannot write {}: {e}", next.display())))?;
         let count = self.on_writer(move |ctx| ctx.reseal_all(StateKey::new(&new_key))).await?;
-        std::fs::rename(&next, dir.join(super::secrets::STATE_FILE))
+        std::fs::rename(&next, dir.join(crate::service::secrets::STATE_FILE))
             .map_err(|e| AppError::internal(format!("cannot install the new key: {e}")))?;
         Ok(RotateReport { rotated: true, states: count })
     }
