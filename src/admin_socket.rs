@@ -9,8 +9,8 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::error::{AppError, Code};
-use crate::service::Services;
 use crate::service::admin::AdminRequest;
+use crate::service::{ProgressEvent, Services};
 
 pub const SOCKET_FILE: &str = "admin.sock";
 const MAX_LINE: u64 = 1024 * 1024;
@@ -53,8 +53,8 @@ async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<
     let answer = match serde_json::from_str::<AdminRequest>(&line) {
         Ok(req) => {
             tracing::info!(command = req.name(), "admin command over the socket");
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
-            let progress = move |v: Value| drop(tx.send(v));
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ProgressEvent>();
+            let progress = move |v: ProgressEvent| drop(tx.send(v));
             let work = services.admin.run(req, &progress);
             tokio::pin!(work);
             let result = loop {
@@ -102,7 +102,7 @@ async fn handle(stream: UnixStream, services: Arc<Services>) -> std::io::Result<
 pub async fn call(
     data_dir: &Path,
     req: &AdminRequest,
-    progress: &mut dyn FnMut(Value),
+    progress: &mut dyn FnMut(ProgressEvent),
 ) -> Option<Result<Value, AppError>> {
     let stream = UnixStream::connect(path(data_dir)).await.ok()?;
     Some(exchange(stream, req, progress).await)
@@ -111,7 +111,7 @@ pub async fn call(
 async fn exchange(
     stream: UnixStream,
     req: &AdminRequest,
-    progress: &mut dyn FnMut(Value),
+    progress: &mut dyn FnMut(ProgressEvent),
 ) -> Result<Value, AppError> {
     let io = |e: std::io::Error| AppError::internal(format!("admin socket: {e}"));
     let (read, mut write) = stream.into_split();
@@ -131,7 +131,7 @@ async fn exchange(
         let mut v: Value = serde_json::from_str(&answer)
             .map_err(|e| AppError::internal(format!("admin socket answered garbage: {e}")))?;
         match v.get_mut("progress") {
-            Some(p) => progress(p.take()),
+            Some(p) => progress(serde_json::from_value(p.take()).unwrap_or_default()),
             None => break v,
         }
     };

@@ -216,6 +216,7 @@ fn real_answers_fit_the_documented_schemas() {
     get(&mut c, "/health", "/health", None);
     get(&mut c, "/ready", "/ready", None);
     get(&mut c, "/api/v1/auth/status", "/api/v1/auth/status", None);
+    get(&mut c, "/api/v1/meta/limits", "/api/v1/meta/limits", None);
     let reg = json!({"email": "owner@example.com", "password": "correct horse", "name": "O"});
     post(&mut c, "/api/v1/auth/register", "/api/v1/auth/register", None, reg);
     let login = json!({"email": "owner@example.com", "password": "correct horse"});

@@ -265,8 +265,9 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
                 "identified best: {} (probability of being best {:.3})",
                 m.identified_best, m.identified_prob_best
             );
-            println!("interaction detected: {}", m.interaction["detected"]);
-            println!("recommendation: {}", s(&m.recommendation["reason"]));
+            let detected = m.interaction.as_ref().is_some_and(|i| i.detected);
+            println!("interaction detected: {detected}");
+            println!("recommendation: {}", safe(&m.recommendation.reason));
             println!(
                 "wrote {} and {}",
                 out.join("matrix.csv").display(),
@@ -364,16 +365,14 @@ fn progress_bar() -> indicatif::ProgressBar {
     bar
 }
 
-fn show_progress(bar: &indicatif::ProgressBar, p: &Value) {
-    if let Some(total) = p["total"].as_u64() {
+fn show_progress(bar: &indicatif::ProgressBar, p: &crate::service::ProgressEvent) {
+    if let Some(total) = p.total {
         bar.set_length(total.max(1));
     }
-    if let Some(done) = p["done"].as_u64() {
+    if let Some(done) = p.done {
         bar.set_position(done);
     }
-    if let Some(phase) = p["phase"].as_str() {
-        bar.set_message(phase.to_string());
-    }
+    bar.set_message(p.phase.clone());
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -2,7 +2,7 @@
 //! declare a winner, or stop because the arms do not differ) and, for multi-element
 //! experiments, each element's main effects and whether the elements interact. Pure.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::counting::{self, BanditState};
@@ -10,7 +10,7 @@ use super::model::Experiment;
 use super::stats::{self, BetaPosterior};
 
 /// The recommendation in the three words API.md names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     KeepRunning,

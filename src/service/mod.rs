@@ -269,8 +269,29 @@ pub fn now_ms() -> i64 {
     writer::now_ms()
 }
 
-/// Where long admin work reports how far it got (one JSON object per step).
-pub type Progress = dyn Fn(serde_json::Value) + Send + Sync;
+/// How far long admin work got: sent over the admin socket as it happens, drawn as a
+/// progress bar by the CLI.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ProgressEvent {
+    /// What is being done now ("assignments", "connecting to ...").
+    pub phase: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Rows written so far, where the work writes rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
+}
+
+impl ProgressEvent {
+    pub fn phase(phase: impl Into<String>) -> ProgressEvent {
+        ProgressEvent { phase: phase.into(), ..ProgressEvent::default() }
+    }
+}
+
+/// Where long admin work reports how far it got.
+pub type Progress = dyn Fn(ProgressEvent) + Send + Sync;
 
 pub use crate::engine::time::rfc3339;
 

@@ -13,6 +13,8 @@ use super::Admin;
 use crate::engine::model::ExperimentInput;
 use crate::error::{AppError, AppResult, Code};
 use crate::service::accounts::{NewUser, Principal};
+use crate::service::analytics::{Interaction, RecommendationOut};
+use crate::service::tracker::Assignment;
 use crate::store::api::UserStore;
 
 pub const DEMO_EMAIL: &str = "demo@samplit.local";
@@ -56,9 +58,9 @@ pub struct DemoMetadata {
     pub identified_prob_best: f64,
     pub found_true_best: bool,
     pub prob_best: Vec<ProbBest>,
-    /// As the analytics report them (their types belong to service::analytics).
-    pub interaction: Value,
-    pub recommendation: Value,
+    /// As the analytics report them.
+    pub interaction: Option<Interaction>,
+    pub recommendation: RecommendationOut,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -138,7 +140,7 @@ impl Admin {
                 let site = site.clone();
                 batch.spawn(async move {
                     let answer = svc.assign(&site, id, &user_id, false).await?;
-                    let v: Value = serde_json::from_str(&answer)
+                    let v: Assignment = serde_json::from_str(&answer)
                         .map_err(|e| AppError::internal(e.to_string()))?;
                     let cta = index_of(&v, 0, &CTAS)?;
                     let copy = index_of(&v, 1, &COPIES)?;
@@ -155,14 +157,14 @@ impl Admin {
         }
 
         // Read the results as the dashboard would.
-        let analytics = json!(self.analytics.analytics(&who, id)?);
-        let arms = analytics["arms"].as_array().cloned().unwrap_or_default();
+        let analytics = self.analytics.analytics(&who, id)?;
+        let arms = &analytics.arms;
         let mut matrix =
             String::from("cta,copy,visitors,conversions,conversion_rate,true_rate,prob_best\n");
         let mut identified = (0usize, f64::MIN);
         for (a, arm) in arms.iter().enumerate() {
             let (cta, copy) = (a / 3, a % 3);
-            let pb = arm["prob_best"].as_f64().unwrap_or(0.0);
+            let pb = arm.prob_best;
             if pb > identified.1 {
                 identified = (a, pb);
             }
@@ -170,9 +172,9 @@ impl Admin {
                 "{},{},{},{},{:.6},{},{:.6}\n",
                 CTAS[cta],
                 COPIES[copy],
-                arm["allocations"],
-                arm["conversions"],
-                arm["conversion_rate"].as_f64().unwrap_or(0.0),
+                arm.allocations,
+                arm.conversions,
+                arm.conversion_rate,
                 TRUE_RATES[cta][copy],
                 pb
             ));
@@ -195,12 +197,12 @@ impl Admin {
             prob_best: arms
                 .iter()
                 .map(|a| ProbBest {
-                    combination: a["name"].as_str().map(str::to_string),
-                    prob_best: a["prob_best"].as_f64(),
+                    combination: Some(a.name.clone()),
+                    prob_best: Some(a.prob_best),
                 })
                 .collect(),
-            interaction: analytics["interaction"].clone(),
-            recommendation: analytics["recommendation"].clone(),
+            interaction: analytics.interaction.clone(),
+            recommendation: analytics.recommendation.clone(),
         };
         Ok(DemoReport {
             account: DemoAccount { email: DEMO_EMAIL.into(), password: created_password },
@@ -210,8 +212,8 @@ impl Admin {
     }
 }
 
-fn index_of(answer: &Value, element: usize, names: &[&str; 3]) -> AppResult<usize> {
-    let name = answer["variants"][element]["variant_name"].as_str().unwrap_or("");
+fn index_of(answer: &Assignment, element: usize, names: &[&str; 3]) -> AppResult<usize> {
+    let name = answer.variants.get(element).map_or("", |v| v.variant_name.as_str());
     names
         .iter()
         .position(|n| *n == name)

@@ -4,7 +4,7 @@
 //! The maths is in the engine (`stats`, `decision`); this module gathers it into the typed
 //! answers of the API.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -103,7 +103,7 @@ pub struct Srm {
 }
 
 /// The recommendation, with the winning arm's id.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RecommendationOut {
     pub decision: Decision,
     pub winner_arm_id: Option<String>,
@@ -111,7 +111,7 @@ pub struct RecommendationOut {
 }
 
 /// Whether the elements of a multi-element experiment interact.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Interaction {
     /// The best combination is not the combination of the per-element best variants.
     pub detected: bool,

@@ -4,7 +4,7 @@
 //! renamed when complete, so a reader never sees half a table, and a failed run leaves none.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::Exports;
 use super::datasets::{self, Table};
 use crate::error::{AppError, AppResult};
-use crate::service::{Progress, blocking};
+use crate::service::{Progress, ProgressEvent, blocking};
 use crate::store::Store;
 use crate::store::api::{AuditStore, ExperimentStore, ExportStore};
 use crate::store::scan::SeqRange;
@@ -86,7 +86,7 @@ impl Exports {
             return Err(AppError::validation("out", "must be an absolute path"));
         }
         let store = self.store.clone();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<ProgressEvent>();
         let work = blocking(move || {
             if dir.exists() && !dir.is_dir() {
                 return Err(AppError::validation(
@@ -122,7 +122,12 @@ fn dump(store: &Store, dir: &Path, progress: &Progress) -> AppResult<BTreeMap<St
     let total = na + nc + nl;
     let mut done = 0u64;
     let report = |phase: &str, done: u64| {
-        progress(json!({"phase": phase, "done": done.min(total), "total": total}));
+        progress(ProgressEvent {
+            phase: phase.to_string(),
+            done: Some(done.min(total)),
+            total: Some(total),
+            rows: None,
+        });
     };
     let exps = store.experiments()?;
     let arms: HashMap<u128, Vec<_>> = exps.iter().map(|e| (e.id.as_u128(), e.arms())).collect();

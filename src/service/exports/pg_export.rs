@@ -15,7 +15,7 @@
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use serde_json::json;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +26,7 @@ use super::Exports;
 use super::datasets::{self, Cell, Table};
 use crate::engine::model::Arm;
 use crate::error::{AppError, AppResult, Code};
-use crate::service::{Progress, blocking};
+use crate::service::{Progress, ProgressEvent, blocking};
 use crate::store::api::{AuditStore, ExperimentStore, ExportStore};
 use crate::store::scan::{AssignmentKey, ConversionKey, SeqRange};
 
@@ -346,7 +346,7 @@ impl Exports {
         config.keepalives_idle(Duration::from_secs(30));
         config.tcp_user_timeout(Duration::from_secs(60));
         let target = redacted(&config);
-        progress(json!({"phase": format!("connecting to {target}")}));
+        progress(ProgressEvent::phase(format!("connecting to {target}")));
         let (client, connection) = config
             .connect(NoTls)
             .await
@@ -444,12 +444,12 @@ impl Exports {
 impl Run<'_> {
     fn report(&self, phase: &str) {
         let c = &self.counts;
-        (self.progress)(json!({
-            "phase": phase,
-            "done": self.scanned.min(self.total),
-            "total": self.total,
-            "rows": c.experiments + c.assignments + c.conversions + c.audit_log,
-        }));
+        (self.progress)(ProgressEvent {
+            phase: phase.to_string(),
+            done: Some(self.scanned.min(self.total)),
+            total: Some(self.total),
+            rows: Some(c.experiments + c.assignments + c.conversions + c.audit_log),
+        });
     }
 
     async fn cursor(&self) -> AppResult<Cursor> {
