@@ -22,6 +22,15 @@ use super::stats::BetaPosterior;
 /// counters; others are recorded (and exported) but count for nothing here.
 pub const PRIMARY_GOAL: &str = "";
 
+/// The largest conversion value, either sign: the tracker refuses `|value| > MAX_VALUE`
+/// (422), so every arm's value sum stays an exact-enough finite number (a sum of bounded
+/// values cannot come near `MAX_VALUE_SUM` within u64 conversions).
+pub const MAX_VALUE: f64 = 1e12;
+
+/// Where an arm's value sum saturates, either sign. Only records written before
+/// `MAX_VALUE` was enforced can reach it; far below `f64::MAX`, so sums of arms stay finite.
+pub const MAX_VALUE_SUM: f64 = 1e300;
+
 /// Per-arm accumulators, updated in the same transaction as the records they count.
 ///
 /// Stored as postcard inside the sealed bandit state: keep the field order and types.
@@ -125,8 +134,17 @@ pub fn count_conversion(
     let Some(a) = st.arms.get_mut(arm) else { return false };
     a.conversions += 1;
     a.ipw_conversions += 1.0 / propensity.max(1e-12);
-    a.value_sum += value.unwrap_or(0.0);
+    a.value_sum = add_value(a.value_sum, value.unwrap_or(0.0));
     true
+}
+
+/// `sum + value`, kept finite whatever was stored before the bound: a value is clamped to
+/// ±`MAX_VALUE` (NaN counts as 0), and the sum saturates at ±`MAX_VALUE_SUM` (a sum that is
+/// already NaN, which only old data can hold, restarts from 0).
+pub fn add_value(sum: f64, value: f64) -> f64 {
+    let value = if value.is_nan() { 0.0 } else { value.clamp(-MAX_VALUE, MAX_VALUE) };
+    let sum = if sum.is_nan() { 0.0 } else { sum };
+    (sum + value).clamp(-MAX_VALUE_SUM, MAX_VALUE_SUM)
 }
 
 /// The Beta posterior of an arm under the uniform prior.
@@ -296,6 +314,26 @@ mod tests {
         assert_eq!(st.conversions(), 1);
         assert_eq!(st.arms[1].ipw_conversions, 2.0);
         assert_eq!(st.arms[1].value_sum, 3.0);
+    }
+
+    #[test]
+    fn value_sums_stay_finite_whatever_the_values() {
+        let mut st = BanditState::new(2, vec![0.5, 0.5]);
+        for _ in 0..2 {
+            count_conversion(&mut st, 0, 0.5, Some(1e308));
+        }
+        assert_eq!(st.arms[0].value_sum, 2.0 * MAX_VALUE, "each value is clamped to the bound");
+        count_conversion(&mut st, 1, 0.5, Some(f64::NEG_INFINITY));
+        count_conversion(&mut st, 1, 0.5, Some(f64::NAN));
+        assert_eq!(st.arms[1].value_sum, -MAX_VALUE);
+        assert_eq!(add_value(1.5, MAX_VALUE), 1.5 + MAX_VALUE, "values up to the bound count");
+        assert_eq!(add_value(1.5, -2.5), -1.0);
+        // A sum stored before the bound saturates instead of overflowing.
+        assert_eq!(add_value(f64::INFINITY, 1.0), MAX_VALUE_SUM);
+        assert_eq!(add_value(f64::MAX, MAX_VALUE), MAX_VALUE_SUM);
+        assert_eq!(add_value(f64::NEG_INFINITY, -1.0), -MAX_VALUE_SUM);
+        assert_eq!(add_value(f64::NAN, 2.0), 2.0);
+        assert_eq!(add_value(MAX_VALUE_SUM, MAX_VALUE), MAX_VALUE_SUM);
     }
 
     #[test]

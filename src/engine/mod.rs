@@ -10,4 +10,5 @@ pub mod model;
 pub mod simulator;
 pub mod special;
 pub mod stats;
+pub mod text;
 pub mod time;

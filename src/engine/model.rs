@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::text;
+
 pub const MIN_VARIANTS: usize = 2;
 pub const MAX_VARIANTS: usize = 20;
 pub const MAX_ELEMENTS: usize = 8;
@@ -421,6 +423,7 @@ pub fn apply(
         if d.chars().count() > 5000 {
             return Err(invalid("description", "must be at most 5000 characters"));
         }
+        text::check_text("description", &d, text::Lines::Many)?;
         exp.description = d;
     }
     if let Some(t) = input.exp_type {
@@ -456,6 +459,7 @@ pub fn apply(
             if value.trim().is_empty() || value.len() > 2048 {
                 return Err(invalid(field, "must be 1 to 2048 characters"));
             }
+            text::check_label(field, value)?;
         }
         exp.goal = g;
     }
@@ -520,12 +524,19 @@ pub fn apply(
                     let field = format!("elements[{i}]");
                     let name =
                         e.name.ok_or_else(|| invalid(format!("{field}.name"), "is required"))?;
+                    let name = check_name(&format!("{field}.name"), &name)?;
+                    if elements.iter().any(|o: &Element| o.name == name) {
+                        return Err(invalid(
+                            format!("{field}.name"),
+                            "must be unique within the experiment",
+                        ));
+                    }
                     let vs = e
                         .variants
                         .ok_or_else(|| invalid(format!("{field}.variants"), "is required"))?;
                     elements.push(Element {
                         id: new_id(),
-                        name: check_name(&format!("{field}.name"), &name)?,
+                        name,
                         selector: e.selector,
                         variants: build_variants(&format!("{field}.variants"), vs, new_id)?,
                     });
@@ -573,6 +584,7 @@ fn check_name(field: &str, name: &str) -> Result<String, Invalid> {
     if n == 0 || n > MAX_NAME {
         return Err(invalid(field, format!("must be 1 to {MAX_NAME} characters")));
     }
+    text::check_label(field, trimmed)?;
     Ok(trimmed.to_string())
 }
 
@@ -678,6 +690,52 @@ mod tests {
             make(json!({"name": "x", "variants": [{"name": "A"}, {"name": "B", "weight": -1}]}))
                 .unwrap_err();
         assert_eq!(e.field, "variants[1].weight");
+    }
+
+    #[test]
+    fn names_labels_and_the_description_refuse_control_and_bidi_characters() {
+        let two = || json!([{"name": "A"}, {"name": "B"}]);
+        let field = |body: serde_json::Value| make(body).unwrap_err().field;
+        assert_eq!(field(json!({"name": "\u{1b}[31mred", "variants": two()})), "name");
+        let vs = json!([{"name": "A"}, {"name": "B\u{202E}"}]);
+        assert_eq!(field(json!({"name": "x", "variants": vs})), "variants[1].name");
+        let body = json!({"name": "x", "description": "bell\u{7}", "variants": two()});
+        assert_eq!(field(body), "description");
+        let body = json!({"name": "x", "goal": {"type": "custom", "name": "g\u{0}"},
+            "variants": two()});
+        assert_eq!(field(body), "goal.name");
+        let els = json!([{"name": "CTA", "variants": two()},
+            {"name": "\u{2066}Copy", "variants": two()}]);
+        assert_eq!(
+            field(json!({"name": "m", "type": "multi_element", "elements": els})),
+            "elements[1].name"
+        );
+        let vs = json!([{"name": "A"}, {"name": "B\u{9b}"}]);
+        let els = json!([{"name": "CTA", "variants": vs}]);
+        assert_eq!(
+            field(json!({"name": "m", "type": "multi_element", "elements": els})),
+            "elements[0].variants[1].name"
+        );
+        let ok = make(json!({"name": "Größe 🎉", "description": "line one\n\tline two",
+            "variants": [{"name": "שלום"}, {"name": "B"}]}));
+        assert!(ok.is_ok(), "{ok:?}");
+    }
+
+    #[test]
+    fn element_names_and_variant_names_are_unique() {
+        let two = || json!([{"name": "A"}, {"name": "B"}]);
+        let els = json!([{"name": "CTA", "variants": two()}, {"name": "Copy", "variants": two()},
+            {"name": " CTA ", "variants": two()}]);
+        let e = make(json!({"name": "m", "type": "multi_element", "elements": els})).unwrap_err();
+        assert_eq!(e.field, "elements[2].name");
+        assert!(e.message.contains("unique"), "{}", e.message);
+        let vs = json!([{"name": "A"}, {"name": "B"}, {"name": "A"}]);
+        let e = make(json!({"name": "x", "variants": vs})).unwrap_err();
+        assert_eq!(e.field, "variants[2].name");
+        let vs = json!([{"name": "A"}, {"name": "A"}]);
+        let els = json!([{"name": "CTA", "variants": vs}]);
+        let e = make(json!({"name": "m", "type": "multi_element", "elements": els})).unwrap_err();
+        assert_eq!(e.field, "elements[0].variants[1].name");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::HeaderName;
 use axum::http::StatusCode;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -74,12 +75,16 @@ pub struct TokenBody {
     pub password: String,
 }
 
+/// Headers of an answer that carries a token: no cache, shared or private, may keep it
+/// (RFC 6749 §5.1; `Pragma` for HTTP/1.0 caches).
+const NO_STORE: [(HeaderName, &str); 2] = [(CACHE_CONTROL, "no-store"), (PRAGMA, "no-cache")];
+
 /// JSON `{email, password}` or the OAuth2 password grant's form `username=&password=`.
 async fn token(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
     req: Request,
-) -> ApiResult<Json<TokenAnswer>> {
+) -> ApiResult<([(HeaderName, &'static str); 2], Json<TokenAnswer>)> {
     s.limits.login.check(&ip.to_string())?;
     let ct = req
         .headers()
@@ -103,7 +108,7 @@ async fn token(
         ApiJson::<TokenBody>::from_request(req, &s).await?.0
     };
     let svc = s.services.clone();
-    Ok(Json(blocking(move || svc.accounts.login(&body.email, &body.password)).await?))
+    Ok((NO_STORE, Json(blocking(move || svc.accounts.login(&body.email, &body.password)).await?)))
 }
 
 /// Decodes `application/x-www-form-urlencoded` without another dependency: axum's `Form`

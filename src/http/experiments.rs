@@ -37,21 +37,27 @@ pub struct Page {
     pub status: Option<String>,
 }
 
+/// `limit` (1 to `MAX_LIMIT`, default 50) and `offset` (0 or more, default 0) of a list
+/// request. Every bad value of one parameter (negative, zero where refused, too large, not a
+/// number) gets the same message, which states the whole range.
 pub fn paging(p: &Page) -> Result<(usize, usize), AppError> {
-    let num =
-        |field: &str, v: &Option<String>, default: usize, max: usize| -> Result<usize, AppError> {
-            match v {
-                None => Ok(default),
-                Some(s) => s.parse::<usize>().ok().filter(|n| *n <= max).ok_or_else(|| {
-                    AppError::validation(field, format!("must be a whole number from 0 to {max}"))
-                }),
-            }
-        };
-    let limit = num("limit", &p.limit, 50, 500)?;
-    if limit == 0 {
-        return Err(AppError::validation("limit", "must be a whole number from 1 to 500"));
+    const MAX_LIMIT: usize = 500;
+    fn num(
+        field: &str,
+        v: &Option<String>,
+        default: usize,
+        range: std::ops::RangeInclusive<usize>,
+        says: &str,
+    ) -> Result<usize, AppError> {
+        match v {
+            None => Ok(default),
+            Some(s) => s.parse::<usize>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+                AppError::validation(field, format!("must be a whole number {says}"))
+            }),
+        }
     }
-    Ok((limit, num("offset", &p.offset, 0, usize::MAX)?))
+    let limit = num("limit", &p.limit, 50, 1..=MAX_LIMIT, &format!("from 1 to {MAX_LIMIT}"))?;
+    Ok((limit, num("offset", &p.offset, 0, 0..=usize::MAX, "from 0 up")?))
 }
 
 async fn create(
@@ -241,6 +247,18 @@ fn streamed(rx: crate::service::exports::Chunks) -> axum::body::Body {
 #[cfg(test)]
 mod tests {
     use http_body_util::BodyExt;
+
+    #[test]
+    fn every_bad_limit_states_the_same_range() {
+        let page =
+            |limit: &str| super::Page { limit: Some(limit.into()), offset: None, status: None };
+        for bad in ["-1", "0", "501", "x", "1.5", ""] {
+            let e = super::paging(&page(bad)).unwrap_err();
+            assert_eq!(e.message, "limit: must be a whole number from 1 to 500", "{bad:?}");
+        }
+        assert_eq!(super::paging(&page("1")).unwrap(), (1, 0));
+        assert_eq!(super::paging(&page("500")).unwrap(), (500, 0));
+    }
 
     #[tokio::test]
     async fn a_streamed_export_stays_ended_when_polled_again() {

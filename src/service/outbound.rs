@@ -6,7 +6,7 @@
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,24 +15,55 @@ use crate::config::WebhooksConfig;
 /// Connect and answer timeout of one outbound request.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-pub fn private(ip: IpAddr) -> bool {
+/// Whether `ip` is in a special-purpose range of IANA's IPv4 and IPv6 Special-Purpose
+/// Address Registries (RFC 6890 and its updates), or multicast: anything that is not a plain
+/// public unicast address, and so may reach inside (loopback, private, link-local, CGNAT),
+/// reach nothing on purpose (documentation, benchmarking, discard, reserved), or translate
+/// to one of those (IPv4-mapped and -compatible, NAT64, 6to4, Teredo). Refused for every
+/// server-side fetch unless `webhooks.allow_private`.
+pub fn special_purpose(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v) => {
-            v.is_loopback()
-                || v.is_private()
-                || v.is_link_local()
-                || v.is_unspecified()
-                || v.is_broadcast()
-                || v.octets()[0] == 100 && (v.octets()[1] & 0xc0) == 64 // CGNAT 100.64/10
-        }
-        IpAddr::V6(v) => {
-            v.is_loopback()
-                || v.is_unspecified()
-                || (v.segments()[0] & 0xfe00) == 0xfc00 // unique local
-                || (v.segments()[0] & 0xffc0) == 0xfe80 // link local
-                || v.to_ipv4_mapped().is_some_and(|m| private(IpAddr::V4(m)))
-        }
+        IpAddr::V4(v) => special_v4(v),
+        IpAddr::V6(v) => special_v6(v),
     }
+}
+
+fn special_v4(v: Ipv4Addr) -> bool {
+    let [a, b, c, _] = v.octets();
+    a == 0 // "this network" 0/8, incl. 0.0.0.0
+        || a == 10 // private 10/8
+        || a == 100 && (b & 0xc0) == 64 // shared address space (CGNAT) 100.64/10
+        || a == 127 // loopback 127/8
+        || a == 169 && b == 254 // link local 169.254/16
+        || a == 172 && (b & 0xf0) == 16 // private 172.16/12
+        || a == 192 && b == 0 && c == 0 // IETF protocol assignments 192.0.0/24
+        || a == 192 && b == 0 && c == 2 // documentation TEST-NET-1 192.0.2/24
+        || a == 192 && b == 88 && c == 99 // 6to4 relay anycast 192.88.99/24
+        || a == 192 && b == 168 // private 192.168/16
+        || a == 198 && (b & 0xfe) == 18 // benchmarking 198.18/15
+        || a == 198 && b == 51 && c == 100 // documentation TEST-NET-2 198.51.100/24
+        || a == 203 && b == 0 && c == 113 // documentation TEST-NET-3 203.0.113/24
+        || a >= 224 // multicast 224/4, reserved 240/4, broadcast 255.255.255.255
+}
+
+fn special_v6(v: Ipv6Addr) -> bool {
+    let s = v.segments();
+    if let Some(m) = v.to_ipv4_mapped() {
+        return special_v4(m); // ::ffff:0:0/96 IPv4-mapped: the embedded address decides
+    }
+    // Outside 2000::/3, the global unicast space, nothing is public unicast: ::/128, ::1,
+    // ::/96 IPv4-compatible, NAT64 64:ff9b::/96 and 64:ff9b:1::/48, discard 100::/64,
+    // unique local fc00::/7, link local fe80::/10, multicast ff00::/8, and the unassigned
+    // rest. NAT64 and IPv4-compatible addresses are refused whole: they translate to IPv4
+    // on a gateway we cannot see, including to loopback and private addresses.
+    (s[0] & 0xe000) != 0x2000
+        || s[0] == 0x2001 && s[1] < 0x0200 // IETF protocol assignments 2001::/23: Teredo
+        // 2001::/32, benchmarking 2001:2::/48, ORCHIDv2 2001:20::/28 ...
+        || s[0] == 0x2001 && s[1] == 0x0db8 // documentation 2001:db8::/32
+        // 6to4 2002::/16, refused whole: it reaches IPv4 through whichever anycast relay
+        // answers (RFC 7526 deprecated them); a receiver can be given a native address.
+        || s[0] == 0x2002
+        || s[0] == 0x3fff && s[1] < 0x1000 // documentation 3fff::/20
 }
 
 /// Longest URL fetched.
@@ -66,8 +97,8 @@ pub fn target(url: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), auth.port_u16().unwrap_or(default_port)))
 }
 
-/// Refuses a URL that is not plain http(s), or that resolves to loopback or private
-/// addresses unless `allow_private`. The message names what is wrong, for a 422.
+/// Refuses a URL that is not plain http(s), or that resolves to a special-purpose address
+/// (loopback, private, ...: `special_purpose`) unless `allow_private`. The message names what is wrong, for a 422.
 pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
     let (host, port) = target(url)?;
     let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
@@ -77,11 +108,10 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
     if addrs.is_empty() {
         return Err(format!("{host} has no address"));
     }
-    if !allow_private && addrs.iter().any(|a| private(a.ip())) {
-        return Err(
-            "resolves to a loopback or private address (set webhooks.allow_private to allow)"
-                .into(),
-        );
+    if !allow_private && addrs.iter().any(|a| special_purpose(a.ip())) {
+        return Err("resolves to a loopback, private or other special-purpose address (set \
+             webhooks.allow_private to allow)"
+            .into());
     }
     Ok(())
 }
@@ -124,12 +154,14 @@ impl tower::Service<hyper_util::client::legacy::connect::dns::Name> for GuardedR
         Box::pin(async move {
             let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
                 .await?
-                .filter(|a| allow || !private(a.ip()))
+                .filter(|a| allow || !special_purpose(a.ip()))
                 .collect();
             if addrs.is_empty() {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::PermissionDenied,
-                    format!("{name} resolves only to loopback or private addresses"),
+                    format!(
+                        "{name} resolves only to loopback, private or special-purpose addresses"
+                    ),
                 ));
             }
             Ok(addrs.into_iter())
@@ -233,6 +265,123 @@ mod tests {
         let ok: Vec<_> =
             GuardedResolver { allow_private: true }.call(name()).await.unwrap().collect();
         assert!(ok.iter().all(|a| a.ip().is_loopback()) && !ok.is_empty());
+    }
+
+    #[test]
+    fn special_purpose_addresses_are_refused_and_public_ones_pass() {
+        let refused = [
+            // IPv4 special-purpose registry, one or two of each range, and multicast.
+            "0.0.0.0",
+            "0.1.2.3",
+            "10.0.0.1",
+            "10.255.255.255",
+            "100.64.0.1",
+            "100.127.255.254",
+            "127.0.0.1",
+            "127.1.2.3",
+            "169.254.169.254",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.0.0.1",
+            "192.0.0.170",
+            "192.0.2.1",
+            "192.88.99.1",
+            "192.168.1.1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "198.51.100.7",
+            "203.0.113.9",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.254",
+            "255.255.255.255",
+            // IPv6: unspecified, loopback, IPv4-mapped and -compatible, NAT64, discard.
+            "::",
+            "::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "::8.8.8.8",
+            "64:ff9b::7f00:1",
+            "64:ff9b::808:808",
+            "64:ff9b:1::a00:1",
+            "100::1",
+            "100::ffff:ffff:ffff:ffff",
+            // 2001::/23 (Teredo, benchmarking, ORCHIDv2), documentation, 6to4.
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:2::1",
+            "2001:20::1",
+            "2001:1ff:ffff::1",
+            "2001:db8::1",
+            "2002:7f00:1::",
+            "2002:808:808::1",
+            "3fff::1",
+            "3fff:fff::1",
+            // Unique local, link local, site local, multicast, unassigned.
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "febf::1",
+            "fec0::1",
+            "ff02::1",
+            "ff0e::1",
+            "4000::1",
+            "::2",
+        ];
+        for a in refused {
+            let ip: IpAddr = a.parse().unwrap();
+            assert!(special_purpose(ip), "{a} must be refused");
+        }
+        let public = [
+            "8.8.8.8",
+            "1.1.1.1",
+            "9.9.9.9",
+            "100.63.255.255",
+            "100.128.0.1",
+            "172.15.255.255",
+            "172.32.0.1",
+            "192.0.1.1",
+            "192.0.3.1",
+            "192.88.98.1",
+            "192.169.0.1",
+            "198.17.0.1",
+            "198.20.0.1",
+            "198.51.101.1",
+            "203.0.114.1",
+            "223.255.255.255",
+            "2606:4700::1111",
+            "2001:4860:4860::8888",
+            "2a00:1450:4001::1",
+            "2001:200::1",
+            "2001:db9::1",
+            "2003::1",
+            "3ffe::1",
+            "3fff:1000::1",
+            "::ffff:8.8.8.8",
+        ];
+        for a in public {
+            let ip: IpAddr = a.parse().unwrap();
+            assert!(!special_purpose(ip), "{a} is public and must pass");
+        }
+    }
+
+    #[tokio::test]
+    async fn check_url_refuses_special_literals_unless_allowed() {
+        for url in [
+            "http://[64:ff9b::7f00:1]/x",
+            "http://[2002:7f00:1::]/",
+            "http://[::127.0.0.1]/",
+            "http://224.0.0.1/",
+            "http://198.18.0.1/",
+        ] {
+            let e = check_url(url, false).await.unwrap_err();
+            assert!(e.contains("special-purpose"), "{url}: {e}");
+            assert_eq!(check_url(url, true).await, Ok(()), "{url} with allow_private");
+        }
+        assert_eq!(check_url("http://8.8.8.8/", false).await, Ok(()));
     }
 
     #[test]

@@ -182,6 +182,9 @@ fn check_password(p: &str) -> AppResult<()> {
     if p.len() > 1024 {
         return Err(AppError::validation("password", "must be at most 1024 bytes"));
     }
+    if let Some(why) = crate::engine::text::weak_password(p) {
+        return Err(AppError::validation("password", why));
+    }
     Ok(())
 }
 
@@ -257,6 +260,12 @@ impl Accounts {
         if name.chars().count() > 200 {
             return Err(AppError::validation("name", "must be at most 200 characters"));
         }
+        let label = |field: &str, text: &str| {
+            crate::engine::text::check_label(field, text)
+                .map_err(|i| AppError::validation(i.field, i.message))
+        };
+        label("email", &email)?;
+        label("name", &name)?;
         let only_if_empty = public && !self.config.auth.open_registration;
         if only_if_empty && self.store.admin_exists()? {
             return Err(registration_closed());
@@ -343,6 +352,8 @@ impl Accounts {
         if name.is_empty() || name.chars().count() > 200 {
             return Err(AppError::validation("name", "must be 1 to 200 characters"));
         }
+        crate::engine::text::check_label("name", name)
+            .map_err(|i| AppError::validation(i.field, i.message))?;
         let secret = random_token(API_KEY_PREFIX, 24);
         let key = ApiKey {
             id: Uuid::new_v4(),

@@ -144,7 +144,7 @@ impl ConvertAnswer {
 
 pub fn check_user_id(field: &str, u: &str) -> AppResult<()> {
     let n = u.chars().count();
-    if n == 0 || n > 128 || u.chars().any(|c| c.is_control()) {
+    if n == 0 || n > 128 || crate::engine::text::check_label(field, u).is_err() {
         return Err(AppError::validation(field, "must be 1 to 128 printable characters"));
     }
     Ok(())
@@ -450,10 +450,14 @@ impl Tracker {
         goal: Option<&str>,
     ) -> AppResult<ConvertAnswer> {
         check_user_id("user_id", user_id)?;
+        use crate::engine::counting::MAX_VALUE;
         if let Some(v) = value
-            && !v.is_finite()
+            && !(v.is_finite() && v.abs() <= MAX_VALUE)
         {
-            return Err(AppError::validation("value", "must be a finite number"));
+            return Err(AppError::validation(
+                "value",
+                format!("must be a finite number from -{MAX_VALUE:e} to {MAX_VALUE:e}"),
+            ));
         }
         if let Some(g) = goal {
             check_user_id("goal", g)?;
@@ -536,5 +540,6 @@ mod tests {
         assert!(check_user_id("u", "").is_err());
         assert!(check_user_id("u", &"x".repeat(129)).is_err());
         assert!(check_user_id("u", "a\nb").is_err());
+        assert!(check_user_id("u", "a\u{202E}b").is_err(), "bidi overrides too");
     }
 }
