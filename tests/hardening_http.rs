@@ -155,6 +155,9 @@ fn an_answered_write_survives_a_shutdown_that_drops_a_stalled_request() {
     assert_eq!(again.body["variants"], first.body["variants"]);
 }
 
+/// Before: the permit lived in the handler's future, so a client that left released the
+/// slot at once while its computation ran on (the limit was void). Now the computation
+/// stops, and the slot is held until it has.
 #[test]
 fn an_abandoned_simulation_stops_and_frees_its_slot() {
     let app = TestApp::spawn();
@@ -180,4 +183,27 @@ fn an_abandoned_simulation_stops_and_frees_its_slot() {
     let took = start.elapsed();
     assert_eq!(r.status, 200, "{}", r.text);
     assert!(took < Duration::from_secs(5), "the small simulation waited {took:?}");
+    // And the abandoned one is not still burning a core behind the released slot.
+    let pid = app.child.as_ref().expect("running").id();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_seconds(pid) - before;
+    assert!(used < 0.5, "the server used {used:.2} s of CPU in 3 s after the client left");
+}
+
+/// User + system CPU time of a process, from /proc/<pid>/stat.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the parenthesised command name: state is the first, utime the 12th.
+    let rest = stat.rsplit_once(')').expect("stat format").1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap();
+    let hz = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    ticks / hz
 }
