@@ -588,6 +588,30 @@ mod tests {
     }
 
     #[test]
+    fn connection_timeouts_are_checked() {
+        let c = resolve(None, &[], Overrides::default()).unwrap();
+        let s = &c.server;
+        assert_eq!(
+            (s.header_timeout_secs, s.body_timeout_secs, s.shutdown_grace_secs),
+            (10, 30, 10)
+        );
+        let ok = [("SAMPLIT_SERVER__SHUTDOWN_GRACE_SECS", "0")];
+        assert_eq!(resolve(None, &ok, Overrides::default()).unwrap().server.shutdown_grace_secs, 0);
+        for (key, bad) in [
+            ("header_timeout_secs", "0"),
+            ("body_timeout_secs", "0"),
+            ("body_timeout_secs", "3601"),
+            ("shutdown_grace_secs", "3601"),
+        ] {
+            let env = [(format!("SAMPLIT_SERVER__{}", key.to_uppercase()), bad.to_string())];
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let e = resolve(None, &env, Overrides::default()).unwrap_err();
+            assert!(e.contains(&format!("server.{key}")), "{key}={bad}: {e}");
+        }
+    }
+
+    #[test]
     fn redaction_hides_secrets() {
         let c =
             resolve(None, &[("SAMPLIT_AUTH__JWT_SECRET", "topsecretvalue")], Overrides::default());
