@@ -41,6 +41,13 @@ pub struct ServerConfig {
     pub api_cors_origins: Vec<String>,
     /// Reverse proxies (IPs or CIDR ranges) whose `X-Forwarded-For` names the visitor.
     pub trusted_proxies: Vec<String>,
+    /// Seconds a connection may take to send a request's headers, and may sit idle between
+    /// two requests; then it is closed.
+    pub header_timeout_secs: u64,
+    /// Seconds a request may take to send its body; then it is answered 408.
+    pub body_timeout_secs: u64,
+    /// Seconds a shutdown waits for open requests to finish before dropping them.
+    pub shutdown_grace_secs: u64,
 }
 
 /// An address range such as `10.0.0.0/8`, `::1/128` or a single address.
@@ -174,6 +181,9 @@ impl Default for Config {
                 tracker_cors_origins: vec!["*".into()],
                 api_cors_origins: vec![],
                 trusted_proxies: vec![],
+                header_timeout_secs: 10,
+                body_timeout_secs: 30,
+                shutdown_grace_secs: 10,
             },
             auth: AuthConfig {
                 open_registration: false,
@@ -332,6 +342,15 @@ impl Config {
         }
         if self.server.body_limit_bytes < 1024 {
             return Err(bad("server.body_limit_bytes", "must be at least 1024"));
+        }
+        if !(1..=3600).contains(&self.server.header_timeout_secs) {
+            return Err(bad("server.header_timeout_secs", "must be 1 to 3600"));
+        }
+        if !(1..=3600).contains(&self.server.body_timeout_secs) {
+            return Err(bad("server.body_timeout_secs", "must be 1 to 3600"));
+        }
+        if self.server.shutdown_grace_secs > 3600 {
+            return Err(bad("server.shutdown_grace_secs", "must be 0 to 3600"));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad("log.format", "must be `text` or `json`"));
@@ -565,6 +584,30 @@ mod tests {
             let env = [("SAMPLIT_ENGINE__PROB_BEST_THRESHOLD", bad)];
             let e = resolve(None, &env, Overrides::default()).unwrap_err();
             assert!(e.contains("engine.prob_best_threshold"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn connection_timeouts_are_checked() {
+        let c = resolve(None, &[], Overrides::default()).unwrap();
+        let s = &c.server;
+        assert_eq!(
+            (s.header_timeout_secs, s.body_timeout_secs, s.shutdown_grace_secs),
+            (10, 30, 10)
+        );
+        let ok = [("SAMPLIT_SERVER__SHUTDOWN_GRACE_SECS", "0")];
+        assert_eq!(resolve(None, &ok, Overrides::default()).unwrap().server.shutdown_grace_secs, 0);
+        for (key, bad) in [
+            ("header_timeout_secs", "0"),
+            ("body_timeout_secs", "0"),
+            ("body_timeout_secs", "3601"),
+            ("shutdown_grace_secs", "3601"),
+        ] {
+            let env = [(format!("SAMPLIT_SERVER__{}", key.to_uppercase()), bad.to_string())];
+            let env: Vec<(&str, &str)> =
+                env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let e = resolve(None, &env, Overrides::default()).unwrap_err();
+            assert!(e.contains(&format!("server.{key}")), "{key}={bad}: {e}");
         }
     }
 

@@ -47,6 +47,8 @@ error_codes! {
     BadRequest => "BAD_REQUEST", 400;
     UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE", 415;
     PayloadTooLarge => "PAYLOAD_TOO_LARGE", 413;
+    /// The client stopped sending its request body before `server.body_timeout_secs`.
+    RequestTimeout => "REQUEST_TIMEOUT", 408;
     Unauthorized => "UNAUTHORIZED", 401;
     InvalidCredentials => "INVALID_CREDENTIALS", 401;
     InvalidSiteKey => "INVALID_SITE_KEY", 401;

@@ -404,7 +404,11 @@ fn simulate(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} visitors  {eta} left")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let v = execute(&plan, &mut |n| bar.inc(n));
+    let v = execute(&plan, &mut |n| {
+        bar.inc(n);
+        true
+    })
+    .ok_or("the simulation stopped")?;
     bar.finish_and_clear();
     if json {
         print_json(&v);

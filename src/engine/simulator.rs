@@ -83,7 +83,12 @@ pub struct Summary {
     pub floor_cost: f64,
 }
 
-pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: &mut dyn FnMut(u64)) -> Run {
+/// Tells the caller how many more visitors were simulated (every 10,000, then the rest) and
+/// asks whether to go on: `false` stops the work, so an abandoned request stops computing.
+pub type Progress<'a> = &'a mut dyn FnMut(u64) -> bool;
+
+/// One seeded run; `None` when `progress` asked to stop.
+pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: Progress<'_>) -> Option<Run> {
     let k = setup.true_rates.len();
     let best = setup.true_rates.iter().copied().fold(f64::MIN, f64::max);
     let mut rng = StdRng::seed_from_u64(seed);
@@ -117,34 +122,37 @@ pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: &mut dyn FnMu
                 regret,
             });
         }
-        if (v + 1) % 10_000 == 0 {
-            progress(10_000);
+        if (v + 1) % 10_000 == 0 && !progress(10_000) {
+            return None;
         }
     }
-    progress(setup.visitors % 10_000);
+    if !progress(setup.visitors % 10_000) {
+        return None;
+    }
     let n = setup.visitors.max(1) as f64;
-    Run {
+    Some(Run {
         conversions,
         regret,
         allocations: st.arms.iter().map(|a| a.allocations).collect(),
         arm_conversions: st.arms.iter().map(|a| a.conversions).collect(),
         ipw_rates: st.arms.iter().map(|a| a.ipw_conversions / n).collect(),
         timeline,
-    }
+    })
 }
 
-/// Runs `repetitions` seeded runs (seed, seed+1, ...) and averages them.
+/// Runs `repetitions` seeded runs (seed, seed+1, ...) and averages them; `None` when
+/// `progress` asked to stop.
 pub fn simulate(
     setup: &Setup,
     strategy: Strategy,
     seed: u64,
     repetitions: u32,
-    progress: &mut dyn FnMut(u64),
-) -> Summary {
+    progress: Progress<'_>,
+) -> Option<Summary> {
     let reps = repetitions.max(1);
     let runs: Vec<Run> = (0..reps)
         .map(|r| run(setup, strategy, seed.wrapping_add(u64::from(r)), progress))
-        .collect();
+        .collect::<Option<_>>()?;
     let n = f64::from(reps);
     let k = setup.true_rates.len();
     let mean = |f: &dyn Fn(&Run) -> f64| runs.iter().map(f).sum::<f64>() / n;
@@ -166,7 +174,7 @@ pub fn simulate(
         .collect();
     let best = setup.true_rates.iter().copied().fold(f64::MIN, f64::max);
     let gaps: f64 = setup.true_rates.iter().map(|r| best - r).sum();
-    Summary {
+    Some(Summary {
         strategy,
         conversions: mean(&|r| r.conversions as f64),
         regret,
@@ -180,7 +188,7 @@ pub fn simulate(
         } else {
             0.0
         },
-    }
+    })
 }
 
 #[cfg(test)]
@@ -196,8 +204,8 @@ mod tests {
     #[test]
     fn seeded_runs_reproduce() {
         let s = setup(5_000);
-        let a = run(&s, Strategy::Adaptive, 7, &mut |_| {});
-        let b = run(&s, Strategy::Adaptive, 7, &mut |_| {});
+        let a = run(&s, Strategy::Adaptive, 7, &mut |_| true).unwrap();
+        let b = run(&s, Strategy::Adaptive, 7, &mut |_| true).unwrap();
         assert_eq!(a.allocations, b.allocations);
         assert_eq!(a.conversions, b.conversions);
         assert_eq!(a.timeline.len(), 50);
@@ -207,7 +215,7 @@ mod tests {
     fn fixed_split_regret_is_the_uniform_gap() {
         // Nine arms 0.1 behind, equal split: regret = 0.9 * 0.1 * visitors = 9,000 at 1e5.
         let s = setup(100_000);
-        let f = simulate(&s, Strategy::Fixed, 1, 1, &mut |_| {});
+        let f = simulate(&s, Strategy::Fixed, 1, 1, &mut |_| true).unwrap();
         assert!((f.regret - 9_000.0).abs() < 150.0, "{}", f.regret);
     }
 
@@ -217,7 +225,7 @@ mod tests {
     #[test]
     fn regret_matches_thompson_sampling_published_behaviour() {
         let s = setup(100_000);
-        let a = simulate(&s, Strategy::Adaptive, 11, 20, &mut |_| {});
+        let a = simulate(&s, Strategy::Adaptive, 11, 20, &mut |_| true).unwrap();
         assert!(
             (a.regret - 248.0).abs() < 4.0 * (a.regret_se.max(4.0)),
             "regret {} ± {}",
@@ -237,7 +245,7 @@ mod tests {
         let reps = 300;
         let (mut naive, mut ipw, mut n) = (0.0, 0.0, 0.0);
         for r in 0..reps {
-            let run = run(&s, Strategy::Adaptive, 1000 + r, &mut |_| {});
+            let run = run(&s, Strategy::Adaptive, 1000 + r, &mut |_| true).unwrap();
             for arm in 1..10 {
                 if run.allocations[arm] > 0 {
                     naive += run.arm_conversions[arm] as f64 / run.allocations[arm] as f64 - 0.4;
@@ -255,7 +263,30 @@ mod tests {
     fn progress_counts_every_visitor() {
         let s = setup(25_123);
         let mut seen = 0;
-        run(&s, Strategy::Fixed, 1, &mut |n| seen += n);
+        run(&s, Strategy::Fixed, 1, &mut |n| {
+            seen += n;
+            true
+        })
+        .unwrap();
         assert_eq!(seen, 25_123);
+    }
+
+    /// The stop flag a request's drop guard sets: the run ends at the next check (every
+    /// 10,000 visitors), not at the end.
+    #[test]
+    fn a_set_flag_stops_the_run_early() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let s = setup(1_000_000);
+        let stop = AtomicBool::new(false);
+        let mut seen = 0;
+        let out = simulate(&s, Strategy::Adaptive, 1, 100, &mut |n| {
+            seen += n;
+            if seen >= 30_000 {
+                stop.store(true, Ordering::Relaxed);
+            }
+            !stop.load(Ordering::Relaxed)
+        });
+        assert!(out.is_none(), "a stopped run has no summary");
+        assert_eq!(seen, 30_000, "stopped at the first check after the flag was set");
     }
 }

@@ -93,8 +93,7 @@ async fn token(
         .unwrap_or("")
         .to_ascii_lowercase();
     let body: TokenBody = if ct.starts_with("application/x-www-form-urlencoded") {
-        let limit = s.services.config.server.body_limit_bytes;
-        let bytes = super::extract::read_body(req.into_body(), limit).await?;
+        let bytes = super::extract::read_body(req.into_body(), &s.services.config.server).await?;
         let form: Vec<(String, String)> = serde_urlencoded_pairs(&bytes);
         let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         TokenBody {

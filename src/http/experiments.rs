@@ -146,9 +146,7 @@ async fn complete(
     Path(id): Path<String>,
     req: axum::extract::Request,
 ) -> ApiResult<Json<ExperimentView>> {
-    let body =
-        super::extract::read_body(req.into_body(), s.services.config.server.body_limit_bytes)
-            .await?;
+    let body = super::extract::read_body(req.into_body(), &s.services.config.server).await?;
     let b: CompleteBody = if body.iter().all(u8::is_ascii_whitespace) {
         CompleteBody::default()
     } else {

@@ -31,8 +31,25 @@ fn media_type(req: &Request) -> Option<String> {
 /// connection is closed.
 const DRAIN_FACTOR: usize = 16;
 
-/// Reads a body of at most `limit` bytes; larger is a 413.
-pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, AppError> {
+/// Reads a body of at most `server.body_limit_bytes` bytes (larger is a 413) that must
+/// arrive within `server.body_timeout_secs` (a client that stops sending is a 408, and its
+/// connection is closed: hyper does not reuse one whose body was left unread).
+pub async fn read_body(
+    body: axum::body::Body,
+    server: &crate::config::ServerConfig,
+) -> Result<Vec<u8>, AppError> {
+    let within = std::time::Duration::from_secs(server.body_timeout_secs);
+    tokio::time::timeout(within, read_limited(body, server.body_limit_bytes)).await.map_err(
+        |_| {
+            AppError::new(
+                Code::RequestTimeout,
+                format!("the body did not arrive within {} s", server.body_timeout_secs),
+            )
+        },
+    )?
+}
+
+async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, AppError> {
     use http_body_util::BodyExt;
     let mut body = body;
     let mut out = Vec::new();
@@ -58,11 +75,13 @@ pub async fn read_body(body: axum::body::Body, limit: usize) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-async fn read_json<T: DeserializeOwned>(req: Request, limit: usize) -> Result<T, AppError> {
-    let bytes = read_body(req.into_body(), limit).await?;
+async fn read_json<T: DeserializeOwned>(
+    req: Request,
+    server: &crate::config::ServerConfig,
+) -> Result<T, AppError> {
+    let bytes = read_body(req.into_body(), server).await?;
     parse_json(&bytes)
 }
-
 /// Syntax errors are 400; a well-formed body of the wrong shape is 422 naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     // The fast path; only a failure pays for tracking the path of the offending field.
@@ -93,7 +112,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
         if media_type(&req).as_deref() != Some("application/json") {
             return Err(unsupported("application/json"));
         }
-        read_json(req, state.services.config.server.body_limit_bytes).await.map(ApiJson)
+        read_json(req, &state.services.config.server).await.map(ApiJson)
     }
 }
 
@@ -105,7 +124,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for TrackerJson<T> {
             Some("application/json") | Some("text/plain") => {}
             _ => return Err(unsupported("application/json or text/plain")),
         }
-        read_json(req, state.services.config.server.body_limit_bytes).await.map(TrackerJson)
+        read_json(req, &state.services.config.server).await.map(TrackerJson)
     }
 }
 

@@ -301,13 +301,22 @@ fn set_error_body(res: &mut axum::response::Response, err: &AppError, production
     *res.body_mut() = Body::from(body);
 }
 
-/// Starts serving on `listener` until `shutdown` resolves; in-flight requests finish and
-/// the writer commits what it has queued before this returns.
+/// Starts serving on `listener` until `shutdown` resolves, then drains: the listener is
+/// closed, idle connections are closed, and requests in flight get
+/// `server.shutdown_grace_secs` to finish before their connections are dropped. A dropped
+/// request was never answered, so nothing acknowledged is lost; the caller then stops the
+/// writer, which commits what it has queued.
+///
+/// Connections are served by hyper directly (not `axum::serve`) so that they can be
+/// bounded: headers (and the idle time between two requests on a kept-alive connection)
+/// must arrive within `server.header_timeout_secs`; bodies are bounded by `read_body`.
 pub async fn serve(
     services: Arc<Services>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use std::time::Duration;
+    let server = services.config.server.clone();
     let state = AppState(Arc::new(Shared {
         limits: limits::Limits::new(&services.config.limits),
         metrics: Arc::new(Metrics::default()),
@@ -315,7 +324,78 @@ pub async fn serve(
         services,
     }));
     let app = app(state);
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(server.header_timeout_secs));
+    // Three signals to the connection tasks: start a graceful close (`drain`), give up on
+    // it (`abort`); and `open`, whose receivers the tasks hold, counts them.
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(());
+    let (abort_tx, abort_rx) = tokio::sync::watch::channel(());
+    let (open_tx, open_rx) = tokio::sync::watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = &mut shutdown => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                // Out of file descriptors, say: wait rather than spin.
+                tracing::error!(error = %e, "cannot accept a connection");
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let router = app.clone();
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            tower::Service::call(&mut router.clone(), req)
+        });
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let (mut drain, mut abort, open) = (drain_rx.clone(), abort_rx.clone(), open_rx.clone());
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::trace!(error = %e, "connection ended");
+                    }
+                    return;
+                }
+                _ = drain.changed() => conn.as_mut().graceful_shutdown(),
+            }
+            tokio::select! {
+                _ = conn => {}
+                _ = abort.changed() => tracing::debug!(%peer, "dropping a connection at shutdown"),
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    drop((drain_rx, abort_rx, open_rx));
+    drain_tx.send_replace(());
+    let grace = Duration::from_secs(server.shutdown_grace_secs);
+    if tokio::time::timeout(grace, open_tx.closed()).await.is_err() {
+        tracing::warn!(
+            connections = open_tx.receiver_count(),
+            "shutdown: grace period over, dropping the connections still open"
+        );
+        abort_tx.send_replace(());
+        // The tasks only have to drop their connections now; a moment is plenty.
+        let _ = tokio::time::timeout(Duration::from_secs(1), open_tx.closed()).await;
+    }
+    Ok(())
+}
+
+/// Accept errors that concern one connection (the peer gave up), not the listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    )
 }

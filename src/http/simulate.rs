@@ -4,6 +4,8 @@ use axum::Json;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::extract::{ApiJson, ClientIp};
 use super::{ApiResult, AppState};
@@ -32,7 +34,27 @@ async fn run(
         ));
     }
     // One simulation at a time, so the public endpoint cannot starve the hot path's cores.
-    let _permit = SIMULATIONS.acquire().await.map_err(|e| AppError::internal(e.to_string()))?;
-    let out = crate::service::blocking(move || Ok(simulate::execute(&plan, &mut |_| {}))).await?;
+    // The permit goes with the work into the blocking thread, so it is released when the
+    // computation has stopped, not when this future is dropped.
+    let permit = SIMULATIONS.acquire().await.map_err(|e| AppError::internal(e.to_string()))?;
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let flag = stop.0.clone();
+    let out = crate::service::blocking(move || {
+        let _permit = permit;
+        simulate::execute(&plan, &mut |_| !flag.load(Ordering::Relaxed))
+            .ok_or_else(|| AppError::internal("the simulation was stopped"))
+    })
+    .await?;
+    drop(stop);
     Ok(Json(out))
+}
+
+/// Set when the request's future is dropped (the client went away, or shutdown gave up on
+/// the connection): the simulation stops at its next progress check.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }

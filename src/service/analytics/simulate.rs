@@ -184,13 +184,14 @@ pub struct Simulation {
     pub results: Vec<StrategyResult>,
 }
 
-/// Runs the plan (CPU-bound: call from a blocking thread) and renders the answer.
-pub fn execute(plan: &Plan, progress: &mut dyn FnMut(u64)) -> Simulation {
+/// Runs the plan (CPU-bound: call from a blocking thread) and renders the answer; `None`
+/// when `progress` asked to stop (see `simulator::Progress`).
+pub fn execute(plan: &Plan, progress: simulator::Progress<'_>) -> Option<Simulation> {
     let results = plan
         .strategies
         .iter()
         .map(|&s| {
-            let r = simulator::simulate(&plan.setup, s, plan.seed, plan.repetitions, progress);
+            let r = simulator::simulate(&plan.setup, s, plan.seed, plan.repetitions, progress)?;
             let timeline = r
                 .timeline
                 .into_iter()
@@ -201,7 +202,7 @@ pub fn execute(plan: &Plan, progress: &mut dyn FnMut(u64)) -> Simulation {
                     regret: p.regret,
                 })
                 .collect();
-            StrategyResult {
+            Some(StrategyResult {
                 strategy: s.into(),
                 conversions: r.conversions,
                 regret: r.regret,
@@ -209,10 +210,10 @@ pub fn execute(plan: &Plan, progress: &mut dyn FnMut(u64)) -> Simulation {
                 allocations: r.allocations,
                 floor_cost: r.floor_cost,
                 timeline,
-            }
+            })
         })
-        .collect();
-    Simulation {
+        .collect::<Option<_>>()?;
+    Some(Simulation {
         arms: plan
             .names
             .iter()
@@ -225,5 +226,5 @@ pub fn execute(plan: &Plan, progress: &mut dyn FnMut(u64)) -> Simulation {
         floor: plan.setup.floor,
         update_every: plan.setup.update_every,
         results,
-    }
+    })
 }
