@@ -531,6 +531,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let worker = services.clone();
     tokio::spawn(async move { worker.run_webhooks(webhook_client).await });
 
+    let shutdown = shutdown_signal();
     let shown = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     match &loaded.file {
         Some(f) => println!("samplit: config file {}", shown(f).display()),
@@ -544,30 +545,39 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         );
     }
 
-    let result = crate::http::serve(services.clone(), listener, shutdown_signal()).await;
+    let result = crate::http::serve(services.clone(), listener, shutdown).await;
     tracing::info!("shutting down: finishing the batch being committed");
     services.shutdown().await;
     let _ = std::fs::remove_file(admin_socket::path(&data_dir));
     result.map_err(Failure::from)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGINT or SIGTERM. The handlers are installed here, before the caller says
+/// it is listening: a signal that arrives in between must stop the server gracefully, not
+/// kill it by the default action.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = wait(term) => {},
+                _ = wait(int) => {},
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
