@@ -356,15 +356,27 @@ impl Exports {
                 tracing::warn!(error = %e, "PostgreSQL export connection ended with an error");
             }
         });
-        let lock: bool = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtext('samplit_export:' || $1))",
-                &[&opts.schema],
-            )
-            .await
-            .map_err(|e| target_err("locking the target", &e))?
-            .try_get(0)
-            .map_err(|e| target_err("locking the target", &e))?;
+        // The lock is the session's: a run that just ended releases it when PostgreSQL has
+        // seen its connection close, a moment after its answer reached the caller. Ask a
+        // few times over two seconds before calling it another run.
+        let mut lock = false;
+        for attempt in 0..20 {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            lock = client
+                .query_one(
+                    "SELECT pg_try_advisory_lock(hashtext('samplit_export:' || $1))",
+                    &[&opts.schema],
+                )
+                .await
+                .map_err(|e| target_err("locking the target", &e))?
+                .try_get(0)
+                .map_err(|e| target_err("locking the target", &e))?;
+            if lock {
+                break;
+            }
+        }
         if !lock {
             return Err(AppError::new(
                 Code::ExportTarget,
