@@ -315,3 +315,28 @@ pub(crate) fn seal_plain_secrets(store: &Store, key: &StateKey) -> StoreResult<u
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plain_secrets_still_open_and_sealed_ones_need_their_key_and_id() {
+        // A record written before secrets were sealed.
+        let id = Uuid::new_v4();
+        let old = json!({"id": id, "owner": Uuid::nil(), "url": "http://x/", "events": [],
+            "secret": "whsec_plain", "created_at": 1});
+        let mut h: Webhook = serde_json::from_value(old).unwrap();
+        let k = StateKey::new(&[1u8; 32]);
+        assert_eq!(h.open_secret(&k).unwrap(), "whsec_plain");
+        h.seal_secret(&k);
+        assert!(h.secret.is_empty() && h.sealed_secret.is_some());
+        assert!(!String::from_utf8(json(&h)).unwrap().contains("whsec_plain"));
+        assert_eq!(h.open_secret(&k).unwrap(), "whsec_plain");
+        assert!(h.open_secret(&StateKey::new(&[2u8; 32])).is_err(), "another key");
+        let mut moved = h.clone();
+        moved.id = Uuid::new_v4();
+        assert!(moved.open_secret(&k).is_err(), "bound to the webhook id");
+    }
+}
