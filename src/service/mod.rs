@@ -118,7 +118,12 @@ impl Services {
             catalog.clone(),
             config.clone(),
         );
-        let webhooks = webhooks::Webhooks::new(store.clone(), config.clone());
+        let webhooks = webhooks::Webhooks::new(store.clone(), writer.clone(), config.clone());
+        match webhooks.seal_plain_secrets().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(webhooks = n, "sealed plain-text webhook secrets"),
+            Err(e) => tracing::error!(error = %e.message, "cannot seal webhook secrets"),
+        }
         let experiments = experiments::Experiments::new(
             store.clone(),
             writer.clone(),

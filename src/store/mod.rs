@@ -95,6 +95,42 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// The data file holds password hashes and sealed secrets: it is created 0600, and an
+/// existing one more open than that is narrowed, with a warning.
+fn private_file(path: &Path) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let err = |e: std::io::Error| StoreError::Db(format!("{}: {e}", path.display()));
+        match std::fs::metadata(path) {
+            Ok(m) => {
+                let mode = m.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "the data file was readable by others (mode {mode:o}); setting it to 600"
+                    );
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                        .map_err(err)?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // Created empty here with the mode; redb then initialises the empty file.
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map_err(err)?;
+            }
+            Err(e) => return Err(err(e)),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 impl Store {
     /// Opens (or creates) `<dir>/samplit.redb` and brings its schema up to date.
     pub fn open(dir: &Path) -> StoreResult<Store> {
@@ -111,6 +147,7 @@ impl Store {
             .create(dir)
             .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
+        private_file(&path)?;
         // A bounded page cache keeps memory flat however large the file grows.
         let db = Database::builder().set_cache_size(32 * 1024 * 1024).create(&path).map_err(
             |e| match e {

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::tables::{DELIVERIES, EVENT_MARKS, PENDING, WEBHOOKS};
 use super::{Store, StoreResult, corrupt};
+use crate::engine::crypto::StateKey;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Webhook {
@@ -15,8 +16,44 @@ pub struct Webhook {
     pub owner: Uuid,
     pub url: String,
     pub events: Vec<String>,
+    /// The signing secret in plain text: only in records written before secrets were sealed
+    /// (migrated at start, see [`seal_plain_secrets`]) and in a hook not yet stored; empty
+    /// once `sealed_secret` holds it.
+    #[serde(default)]
     pub secret: String,
+    /// The signing secret sealed with the state key (associated data: the webhook id), hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_secret: Option<String>,
     pub created_at: i64,
+}
+
+impl Webhook {
+    /// Moves a plain-text secret into `sealed_secret` under `key`.
+    pub(crate) fn seal_secret(&mut self, key: &StateKey) {
+        if !self.secret.is_empty() {
+            let sealed = key.seal(self.id.as_bytes(), self.secret.as_bytes());
+            self.sealed_secret = Some(hex::encode(sealed));
+            self.secret.clear();
+        }
+    }
+
+    /// The signing secret: opened with `key`, or a plain-text one as stored before sealing.
+    pub fn open_secret(&self, key: &StateKey) -> StoreResult<String> {
+        let Some(sealed) = &self.sealed_secret else { return Ok(self.secret.clone()) };
+        hex::decode(sealed)
+            .ok()
+            .and_then(|b| key.open(self.id.as_bytes(), &b).ok())
+            .and_then(|p| String::from_utf8(p).ok())
+            .ok_or_else(|| {
+                corrupt(
+                    "webhooks",
+                    format!(
+                        "the secret of webhook {} cannot be decrypted (wrong state key?)",
+                        self.id
+                    ),
+                )
+            })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,4 +232,111 @@ pub(crate) fn enqueue_in(w: &redb::WriteTransaction, ds: &[Delivery]) -> StoreRe
         pending.insert(d.id.as_u128(), d.next_attempt_at.unwrap_or(d.created_at))?;
     }
     Ok(())
+}
+
+/// Stores a new webhook with its secret sealed under `key`, unless its owner has `max`
+/// already (false, nothing stored). Runs on the writer thread, so the count and the insert
+/// cannot race another creation, nor the seal a key rotation.
+pub(crate) fn insert_sealed(
+    store: &Store,
+    key: &StateKey,
+    mut hook: Webhook,
+    max: usize,
+) -> StoreResult<bool> {
+    let w = store.db().begin_write()?;
+    {
+        let mut t = w.open_table(WEBHOOKS)?;
+        let mut n = 0;
+        for row in t.iter()? {
+            let (_, v) = row?;
+            let h: Webhook =
+                serde_json::from_slice(v.value()).map_err(|e| corrupt("webhooks", e))?;
+            n += usize::from(h.owner == hook.owner);
+        }
+        if n >= max {
+            return Ok(false);
+        }
+        hook.seal_secret(key);
+        t.insert(hook.id.as_u128(), json(&hook).as_slice())?;
+    }
+    w.commit()?;
+    Ok(true)
+}
+
+/// Re-seals every webhook secret from `old` to `new` inside `w` (a key rotation), sealing
+/// plain-text ones too. Fails, changing nothing, if one does not open under `old`.
+pub(crate) fn reseal_in(
+    w: &redb::WriteTransaction,
+    old: &StateKey,
+    new: &StateKey,
+) -> StoreResult<usize> {
+    let mut t = w.open_table(WEBHOOKS)?;
+    let mut hooks = Vec::new();
+    for row in t.iter()? {
+        let (_, v) = row?;
+        let h: Webhook = serde_json::from_slice(v.value()).map_err(|e| corrupt("webhooks", e))?;
+        hooks.push(h);
+    }
+    let n = hooks.len();
+    for mut h in hooks {
+        h.secret = h.open_secret(old)?;
+        h.sealed_secret = None;
+        h.seal_secret(new);
+        t.insert(h.id.as_u128(), json(&h).as_slice())?;
+    }
+    Ok(n)
+}
+
+/// Seals the plain-text secrets of webhooks stored before secrets were sealed; returns how
+/// many. Runs at start, on the writer thread.
+pub(crate) fn seal_plain_secrets(store: &Store, key: &StateKey) -> StoreResult<usize> {
+    let w = store.db().begin_write()?;
+    let n = {
+        let mut t = w.open_table(WEBHOOKS)?;
+        let mut plain = Vec::new();
+        for row in t.iter()? {
+            let (_, v) = row?;
+            let h: Webhook =
+                serde_json::from_slice(v.value()).map_err(|e| corrupt("webhooks", e))?;
+            if h.sealed_secret.is_none() {
+                plain.push(h);
+            }
+        }
+        for h in &mut plain {
+            h.seal_secret(key);
+            t.insert(h.id.as_u128(), json(h).as_slice())?;
+        }
+        plain.len()
+    };
+    if n == 0 {
+        w.abort()?;
+    } else {
+        w.commit()?;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn plain_secrets_still_open_and_sealed_ones_need_their_key_and_id() {
+        // A record written before secrets were sealed.
+        let id = Uuid::new_v4();
+        let old = json!({"id": id, "owner": Uuid::nil(), "url": "http://x/", "events": [],
+            "secret": "whsec_plain", "created_at": 1});
+        let mut h: Webhook = serde_json::from_value(old).unwrap();
+        let k = StateKey::new(&[1u8; 32]);
+        assert_eq!(h.open_secret(&k).unwrap(), "whsec_plain");
+        h.seal_secret(&k);
+        assert!(h.secret.is_empty() && h.sealed_secret.is_some());
+        assert!(!String::from_utf8(json(&h)).unwrap().contains("whsec_plain"));
+        assert_eq!(h.open_secret(&k).unwrap(), "whsec_plain");
+        assert!(h.open_secret(&StateKey::new(&[2u8; 32])).is_err(), "another key");
+        let mut moved = h.clone();
+        moved.id = Uuid::new_v4();
+        assert!(moved.open_secret(&k).is_err(), "bound to the webhook id");
+    }
 }

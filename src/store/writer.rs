@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::records::{AssignmentRec, BanditState, ConversionRec, EXCLUDED};
 use super::tables::*;
+use super::webhooks::Webhook;
 use super::{Store, StoreError, StoreResult, corrupt};
 use crate::engine::allocator::{self, Weights};
 use crate::engine::counting::{self, PRIMARY_GOAL, Seen};
@@ -163,7 +164,24 @@ impl Ctx<'_> {
         Ok(state)
     }
 
-    /// Re-seals every state under `new` in one transaction, then switches to it.
+    /// Stores a new webhook, its secret sealed with the state key, unless its owner has
+    /// `max` already (false).
+    pub fn insert_webhook(&mut self, hook: Webhook, max: usize) -> StoreResult<bool> {
+        super::webhooks::insert_sealed(self.store, self.key, hook, max)
+    }
+
+    /// A webhook's signing secret, opened with the state key.
+    pub fn webhook_secret(&self, hook: &Webhook) -> StoreResult<String> {
+        hook.open_secret(self.key)
+    }
+
+    /// Seals webhook secrets still stored in plain text (written by an older version).
+    pub fn seal_webhook_secrets(&mut self) -> StoreResult<usize> {
+        super::webhooks::seal_plain_secrets(self.store, self.key)
+    }
+
+    /// Re-seals every state and webhook secret under `new` in one transaction, then
+    /// switches to it.
     pub fn reseal_all(&mut self, new: StateKey) -> StoreResult<usize> {
         if let Some(exp) = self.broken.iter().next() {
             return Err(StoreError::StateUnreadable { experiment: *exp });
@@ -175,6 +193,8 @@ impl Ctx<'_> {
                 t.insert(exp.as_u128(), seal(&new, *exp, st).as_slice())?;
             }
         }
+        // The webhook signing secrets are sealed with the same key: same transaction.
+        super::webhooks::reseal_in(&w, self.key, &new)?;
         w.commit()?;
         *self.key = new;
         Ok(self.states.len())

@@ -89,7 +89,15 @@ fn file_or_generate(dir: &Path, name: &str) -> Result<String, SecretError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
         Err(_) => {}
     }
-    std::fs::create_dir_all(dir).map_err(io)?;
+    // The data dir this creates is private to its owner, as `Store::open` makes it.
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(io)?;
     let value = random_hex32();
     write_private(&path, &value).map_err(io)?;
     tracing::info!(file = %path.display(), "generated a new secret");

@@ -17,6 +17,7 @@ use crate::error::{AppError, AppResult, Code};
 use crate::store::Store;
 use crate::store::api::WebhookStore;
 use crate::store::webhooks::{Delivery, DeliveryState, Webhook};
+use crate::store::writer::Writer;
 
 pub const EVENTS: &[&str] = &[
     "experiment.started",
@@ -27,6 +28,9 @@ pub const EVENTS: &[&str] = &[
     "experiment.winner_found",
     "experiment.srm_detected",
 ];
+
+/// How many webhooks one account may have; one more is refused (422 on `url`).
+pub const MAX_WEBHOOKS_PER_OWNER: usize = 20;
 
 /// HMAC-SHA256 of the raw body keyed by the secret, as `sha256=<hex>`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
@@ -101,14 +105,32 @@ pub mod worker;
 #[derive(Clone)]
 pub struct Webhooks {
     store: Store,
+    /// The state key seals the signing secrets at rest, and it lives on the writer thread
+    /// (`Ctx::key`): secrets are sealed and opened there, through `exec`. That serialises
+    /// every use of the key with `samplit keys rotate`, which re-seals them in the same
+    /// transaction as the bandit states, so no secret is ever sealed or opened with a key
+    /// that is being replaced (a copy of the key here could be, between commit and swap).
+    writer: Writer,
     config: Arc<Config>,
     /// Wakes the delivery worker when deliveries are queued.
     deliveries_due: Arc<tokio::sync::Notify>,
 }
 
 impl Webhooks {
-    pub fn new(store: Store, config: Arc<Config>) -> Webhooks {
-        Webhooks { store, config, deliveries_due: Default::default() }
+    pub fn new(store: Store, writer: Writer, config: Arc<Config>) -> Webhooks {
+        Webhooks { store, writer, config, deliveries_due: Default::default() }
+    }
+
+    /// Seals the secrets of webhooks stored in plain text by an older version; at start.
+    pub async fn seal_plain_secrets(&self) -> AppResult<usize> {
+        let n = self.writer.exec(|ctx| Ok(ctx.seal_webhook_secrets()?.into())).await?;
+        Ok(n.as_u64().unwrap_or(0) as usize)
+    }
+
+    /// The secret that signs `hook`'s deliveries, opened with the state key.
+    pub(super) async fn secret(&self, hook: Webhook) -> crate::store::StoreResult<String> {
+        let v = self.writer.exec(move |ctx| Ok(ctx.webhook_secret(&hook)?.into())).await?;
+        Ok(v.as_str().unwrap_or_default().to_string())
     }
 
     /// Refuses URLs that resolve to loopback or private addresses unless allowed; checked
@@ -143,9 +165,23 @@ impl Webhooks {
             url,
             events,
             secret: format!("whsec_{}", super::secrets::random_hex32()),
+            sealed_secret: None,
             created_at: now_ms(),
         };
-        self.store.insert_webhook(hook.clone()).await?;
+        let stored = hook.clone();
+        let added = self
+            .writer
+            .exec(move |ctx| Ok(ctx.insert_webhook(stored, MAX_WEBHOOKS_PER_OWNER)?.into()))
+            .await?;
+        if added != Value::Bool(true) {
+            return Err(AppError::validation(
+                "url",
+                format!(
+                    "an account may have at most {MAX_WEBHOOKS_PER_OWNER} webhooks; \
+                     delete one before adding another"
+                ),
+            ));
+        }
         Ok(NewWebhook {
             id: hook.id,
             url: hook.url,
