@@ -393,12 +393,12 @@ impl Tracker {
         for (i, u) in user_ids.iter().enumerate() {
             check_user_id(&format!("user_ids[{i}]"), u)?;
         }
+        let entry = self.tracked(owner, exp)?;
         if let Some(key) = site_key
             && self.catalog.site_owner(key) != Some(owner)
         {
             return Err(AppError::validation("site_key", "is not the caller's site key"));
         }
-        let entry = self.tracked(owner, exp)?;
         if entry.exp.status != Status::Running {
             return Err(Self::not_running(&entry));
         }
