@@ -332,16 +332,10 @@ impl Accounts {
     /// Resolves a bearer token: an API key (`sk_...`) or a session JWT.
     pub async fn authenticate(&self, token: &str) -> AppResult<Principal> {
         let unauthorized = || AppError::new(Code::Unauthorized, "invalid or expired token");
-        let (user_id, version) = if token.starts_with(API_KEY_PREFIX) {
+        let (user_id, version, key) = if token.starts_with(API_KEY_PREFIX) {
             let hash = Sha256::digest(token.as_bytes());
-            let mut key = self.store.api_key_by_hash(&hash)?.ok_or_else(unauthorized)?;
-            let now = now_ms();
-            // Record use at minute granularity; a write per request would cost a commit.
-            if key.last_used_at.is_none_or(|t| now - t > 60_000) {
-                key.last_used_at = Some(now);
-                self.store.touch_api_key(key.clone()).await?;
-            }
-            (key.user_id, None)
+            let key = self.store.api_key_by_hash(&hash)?.ok_or_else(unauthorized)?;
+            (key.user_id, None, Some(key))
         } else {
             let mut v = Validation::new(Algorithm::HS256);
             v.leeway = 5;
@@ -351,13 +345,22 @@ impl Accounts {
                 &v,
             )
             .map_err(|_| unauthorized())?;
-            (Uuid::parse_str(&data.claims.sub).map_err(|_| unauthorized())?, Some(data.claims.ver))
+            let id = Uuid::parse_str(&data.claims.sub).map_err(|_| unauthorized())?;
+            (id, Some(data.claims.ver), None)
         };
         let user = self.store.user(user_id)?.ok_or_else(unauthorized)?;
         // A disabled user's keys and tokens stop at once; a session token also stops when
         // the user's token version moved on (password change, disable) after it was issued.
         if user.disabled || version.is_some_and(|v| v != user.token_version) {
             return Err(unauthorized());
+        }
+        if let Some(mut key) = key {
+            let now = now_ms();
+            // Record use at minute granularity; a write per request would cost a commit.
+            if key.last_used_at.is_none_or(|t| now - t > 60_000) {
+                key.last_used_at = Some(now);
+                self.store.touch_api_key(key).await?;
+            }
         }
         Ok(Principal { user })
     }
