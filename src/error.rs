@@ -142,6 +142,7 @@ impl From<crate::store::StoreError> for AppError {
             S::StateUnreadable { .. } => Code::StateUnreadable,
             S::NotRunning { .. } => Code::ExpNotRunning,
             S::EmailTaken { .. } => Code::EmailTaken,
+            S::LastAdmin => Code::InvalidTransition,
             // The service refuses an occupied target before it starts (a 422 naming `out`);
             // this is the same refusal found later, by the store.
             S::AlreadyExists(_) => Code::ValidationFailed,

@@ -129,10 +129,11 @@ fn arm<'a>(analytics: &'a Value, arm_id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no arm {arm_id} in {analytics}"))
 }
 
-fn batch_assign(app: &TestApp, sk: &str, exp: &str, users: &[String]) -> Vec<Value> {
+/// The batch endpoint needs the owner's token; `token` is the experiment's owner's.
+fn batch_assign(app: &TestApp, t: &str, sk: &str, exp: &str, users: &[String]) -> Vec<Value> {
     let r = app.post(
         "/api/v1/tracker/assign/batch",
-        None,
+        Some(t),
         &json!({"site_key": sk, "experiment_id": exp, "user_ids": users}),
     );
     assert_eq!(r.status, 200, "batch assign: {}", r.text);
@@ -146,7 +147,7 @@ fn probe(app: &TestApp, token: &str, sk: &str, seed: &str, n: usize) -> (Vec<Str
     let exp = app.running_ab(token, fixed_ab(&format!("probe {seed}"), seed));
     let users: Vec<String> = (0..n).map(|i| format!("{seed}-user-{i}")).collect();
     let (mut a, mut b) = (Vec::new(), Vec::new());
-    for item in batch_assign(app, sk, s(&exp["id"]), &users) {
+    for item in batch_assign(app, token, sk, s(&exp["id"]), &users) {
         let user = s(&item["user_id"]).to_string();
         match s(&item["variants"][0]["variant_name"]) {
             "Control" => a.push(user),
@@ -335,7 +336,7 @@ fn recommendation_declares_a_clear_winner() {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut send = |from: usize, to: usize| {
         let users: Vec<String> = (from..to).map(|i| format!("w-{i}")).collect();
-        for item in batch_assign(&app, &sk, &id, &users) {
+        for item in batch_assign(&app, &t, &sk, &id, &users) {
             let name = s(&item["variants"][0]["variant_name"]).to_string();
             let j = seen.entry(name.clone()).or_default();
             // B converts 30% of its visitors, Control 5%.
@@ -375,7 +376,7 @@ fn recommendation_stops_when_arms_are_equal() {
     let id = s(&exp["id"]).to_string();
     let users: Vec<String> = (0..600).map(|i| format!("e-{i}")).collect();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for item in batch_assign(&app, &sk, &id, &users) {
+    for item in batch_assign(&app, &t, &sk, &id, &users) {
         let j = seen.entry(s(&item["variants"][0]["variant_name"]).to_string()).or_default();
         // Every fifth visitor of each arm converts: the same 20% in both.
         if j.is_multiple_of(5) {
@@ -494,7 +495,7 @@ fn timeseries_buckets_add_up_to_the_totals() {
     let id = s(&exp["id"]).to_string();
     let hour_before = hour_now();
     let users: Vec<String> = (0..200).map(|i| format!("s-{i}")).collect();
-    for (i, item) in batch_assign(&app, &sk, &id, &users).iter().enumerate() {
+    for (i, item) in batch_assign(&app, &t, &sk, &id, &users).iter().enumerate() {
         if i.is_multiple_of(7) {
             convert_all(&app, &sk, &id, &[s(&item["user_id"]).to_string()]);
         }

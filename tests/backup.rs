@@ -113,7 +113,7 @@ fn csv_export_has_every_assignment_with_its_conversion() {
     let users: Vec<String> = (0..3000).map(|i| format!("user,{i}")).collect();
     let r = app.post(
         "/api/v1/tracker/assign/batch",
-        None,
+        Some(&t),
         &json!({"site_key": sk, "experiment_id": id, "user_ids": users}),
     );
     assert_eq!(r.status, 200);

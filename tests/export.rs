@@ -24,7 +24,7 @@ fn xlsx_export_has_an_assignments_and_a_summary_sheet() {
     users.push(r#"<b>&"co", ltd"#.to_string());
     let r = app.post(
         "/api/v1/tracker/assign/batch",
-        None,
+        Some(&t),
         &json!({"site_key": sk, "experiment_id": id, "user_ids": users}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
@@ -141,7 +141,7 @@ fn csv_export_arrives_whole_when_gzipped() {
     let users: Vec<String> = (0..3000).map(|i| format!("visitor-{i:05}")).collect();
     let r = app.post(
         "/api/v1/tracker/assign/batch",
-        None,
+        Some(&t),
         &json!({"site_key": sk, "experiment_id": id, "user_ids": users}),
     );
     assert_eq!(r.status, 200, "{}", r.text);

@@ -226,8 +226,16 @@ fn real_answers_fit_the_documented_schemas() {
     let me = get(&mut c, "/api/v1/auth/me", "/api/v1/auth/me", t);
     let site = me.body["site_key"].as_str().unwrap().to_string();
     let member = json!({"email": "m@example.com", "password": "member pass", "role": "member"});
-    post(&mut c, "/api/v1/users", "/api/v1/users", t, member);
+    let m = post(&mut c, "/api/v1/users", "/api/v1/users", t, member);
+    let mid_user = m.body["id"].as_str().unwrap().to_string();
     get(&mut c, "/api/v1/users", "/api/v1/users", t);
+    let change = json!({"name": "Member", "role": "member", "disabled": true});
+    let r = app.patch(&format!("/api/v1/users/{mid_user}"), t, &change);
+    c.exchange("patch", "/api/v1/users/{id}", Some(&change), &r);
+    assert_eq!(r.body["disabled"], true, "{}", r.text);
+    let r = app.delete(&format!("/api/v1/users/{mid_user}"), t);
+    c.exchange("delete", "/api/v1/users/{id}", None, &r);
+    assert_eq!(r.status, 204, "{}", r.text);
     post(&mut c, "/api/v1/api-keys", "/api/v1/api-keys", t, json!({"name": "ci"}));
     get(&mut c, "/api/v1/api-keys", "/api/v1/api-keys", t);
     get(&mut c, "/api/v1/installations", "/api/v1/installations", t);

@@ -179,7 +179,7 @@ fn batch_assignment_for_campaigns() {
     let ids: Vec<String> = (0..2000).map(|i| format!("user-{i}")).collect();
     let r = app.post(
         "/api/v1/tracker/assign/batch",
-        None,
+        Some(&t),
         &json!({"site_key": sk, "experiment_id": id, "user_ids": ids}),
     );
     assert_eq!(r.status, 200, "{}", r.text);
@@ -198,11 +198,64 @@ fn batch_assignment_for_campaigns() {
     let too_many: Vec<String> = (0..10_001).map(|i| format!("u{i}")).collect();
     let r = app.post(
         "/api/v1/tracker/assign/batch",
-        None,
+        Some(&t),
         &json!({"site_key": sk, "experiment_id": id, "user_ids": too_many}),
     );
     assert_eq!(r.status, 422);
     assert_eq!(r.body["error"]["details"]["field"], "user_ids");
+}
+
+#[test]
+fn batch_assignment_needs_the_owners_token() {
+    let app = TestApp::spawn();
+    let t = app.register("a@example.com");
+    let sk = app.site_key(&t);
+    let id = app.running_ab(&t, ab_body("mail"))["id"].as_str().unwrap().to_string();
+    let body = json!({"site_key": sk, "experiment_id": id, "user_ids": ["u1", "u2", "u3"]});
+    let visitors = || {
+        app.get(&format!("/api/v1/experiments/{id}"), Some(&t)).body["stats"]["visitors"].clone()
+    };
+
+    // The public site key alone no longer fills the store.
+    let r = app.post("/api/v1/tracker/assign/batch", None, &body);
+    assert_eq!((r.status, r.code()), (401, "UNAUTHORIZED"), "{}", r.text);
+    assert_eq!(visitors(), 0, "nothing stored");
+
+    // Someone else's token: the experiment is not theirs.
+    let other = json!({"email": "b@example.com", "password": "other password"});
+    assert_eq!(app.post("/api/v1/users", Some(&t), &other).status, 201);
+    let b = app.login("b@example.com", "other password");
+    let no_key = json!({"experiment_id": id, "user_ids": ["u1"]});
+    let r = app.post("/api/v1/tracker/assign/batch", Some(&b), &no_key);
+    assert_eq!((r.status, r.code()), (404, "EXP_NOT_FOUND"), "{}", r.text);
+    let r = app.post("/api/v1/tracker/assign/batch", Some(&b), &body);
+    assert_eq!(
+        (r.status, r.code()),
+        (404, "EXP_NOT_FOUND"),
+        "with the owner's site key: {}",
+        r.text
+    );
+    assert_eq!(visitors(), 0, "nothing stored");
+
+    // The owner, by session token or API key; the site key may be left out.
+    let r = app.post("/api/v1/tracker/assign/batch", Some(&t), &body);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["assignments"].as_array().unwrap().len(), 3);
+    let key = app.post("/api/v1/api-keys", Some(&t), &json!({"name": "mailer"})).body["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let more = json!({"experiment_id": id, "user_ids": ["u3", "u4"]});
+    let r = app.post("/api/v1/tracker/assign/batch", Some(&key), &more);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(visitors(), 4);
+    // A site key that is not the caller's is refused even with the owner's token.
+    let b_site = app.site_key(&b);
+    let wrong = json!({"site_key": b_site, "experiment_id": id, "user_ids": ["u9"]});
+    let r = app.post("/api/v1/tracker/assign/batch", Some(&t), &wrong);
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert_eq!(r.body["error"]["details"]["field"], "site_key");
+    assert_eq!(visitors(), 4);
 }
 
 #[test]

@@ -215,6 +215,30 @@ pub enum UserCommand {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Lock a user out: no login, and their tokens and API keys stop working at once
+    #[command(after_help = "Example:\n  samplit user disable --email ana@example.com")]
+    Disable {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Let a disabled user back in (their API keys work again; old sessions stay ended)
+    #[command(after_help = "Example:\n  samplit user enable --email ana@example.com")]
+    Enable {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Remove a user and their API keys (their experiments are kept but unreachable)
+    #[command(after_help = "Example:\n  samplit user remove --email ana@example.com")]
+    Remove {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        data: DataArgs,
+    },
 }
 
 #[derive(Subcommand, Debug)]

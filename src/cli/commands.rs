@@ -139,6 +139,20 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
             let u: UserView = admin(&data, AdminRequest::UserSetRole { email, role }).await?;
             println!("{} is now {}", safe(&u.email), u.role.as_str());
         }
+        Command::User(UserCommand::Disable { email, data }) => {
+            let req = AdminRequest::UserSetDisabled { email, disabled: true };
+            let u: UserView = admin(&data, req).await?;
+            println!("{} is disabled", safe(&u.email));
+        }
+        Command::User(UserCommand::Enable { email, data }) => {
+            let req = AdminRequest::UserSetDisabled { email, disabled: false };
+            let u: UserView = admin(&data, req).await?;
+            println!("{} is enabled", safe(&u.email));
+        }
+        Command::User(UserCommand::Remove { email, data }) => {
+            let u: UserView = admin(&data, AdminRequest::UserRemove { email }).await?;
+            println!("removed {} ({})", safe(&u.email), u.id);
+        }
         Command::Experiment(ExperimentCommand::List { status, data }) => {
             let req = AdminRequest::ExperimentList { status };
             let v: Listing<ExperimentRow> = admin(&data, req).await?;

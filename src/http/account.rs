@@ -6,7 +6,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::HeaderName;
 use axum::http::StatusCode;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -15,7 +15,8 @@ use super::extract::{ApiJson, Auth, ClientIp};
 use super::{ApiResult, AppState};
 use crate::error::{AppError, Code};
 use crate::service::accounts::{
-    ApiKeyList, AuthStatus, Installation, Me, NewApiKey, NewUser, TokenAnswer, UserList, UserView,
+    ApiKeyList, AuthStatus, Installation, Me, NewApiKey, NewUser, TokenAnswer, UserChange,
+    UserList, UserView,
 };
 use crate::service::blocking;
 use crate::store::records::Role;
@@ -27,6 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/me", get(me))
         .route("/auth/status", get(status))
         .route("/users", post(create_user).get(list_users))
+        .route("/users/{id}", patch(patch_user).delete(remove_user))
         .route("/api-keys", post(create_key).get(list_keys))
         .route("/api-keys/{id}", delete(revoke_key))
         .route("/installations", get(installations))
@@ -175,6 +177,55 @@ async fn create_user(
 
 async fn list_users(State(s): State<AppState>, Auth(p): Auth) -> ApiResult<Json<UserList>> {
     Ok(Json(s.services.accounts.list_users(&p)?))
+}
+
+/// The body of PATCH /users/{id}: the fields to change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserPatchBody {
+    /// True locks the user out at once (tokens and API keys refused, no login); false lets
+    /// them back in with their API keys, but sessions from before stay ended.
+    #[serde(default)]
+    pub disabled: Option<bool>,
+    /// `admin` or `member`.
+    #[serde(default)]
+    #[schema(value_type = Option<Role>)]
+    pub role: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+fn user_id(id: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(id).map_err(|_| AppError::new(Code::UserNotFound, "no such user"))
+}
+
+async fn patch_user(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<UserPatchBody>,
+) -> ApiResult<Json<UserView>> {
+    p.require_admin()?;
+    let role = match b.role.as_deref() {
+        None => None,
+        Some(r) => Some(
+            Role::parse(r)
+                .ok_or_else(|| AppError::validation("role", "must be admin or member"))?,
+        ),
+    };
+    let change = UserChange { disabled: b.disabled, role, name: b.name };
+    let u = s.services.accounts.patch_user(&p, user_id(&id)?, change).await?;
+    Ok(Json(UserView::from(&u)))
+}
+
+async fn remove_user(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    p.require_admin()?;
+    s.services.accounts.remove_user(&p, user_id(&id)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, ToSchema)]

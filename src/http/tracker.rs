@@ -11,7 +11,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{ClientIp, SiteKeyHeader, TrackerJson};
+use super::extract::{Auth, ClientIp, SiteKeyHeader, TrackerJson};
 use super::{ApiResult, AppState, RawJson};
 use crate::error::{AppError, Code};
 use crate::service::tracker::{BatchAssignments, ConvertAnswer};
@@ -100,24 +100,31 @@ async fn assign(
     Ok(RawJson(body))
 }
 
+/// The body of POST /tracker/assign/batch, sent with the owner's `Authorization`.
 #[derive(Deserialize, ToSchema)]
 pub struct BatchBody {
+    /// Optional: if given (here or in `X-Samplit-Site-Key`), it must be the caller's.
     #[serde(default)]
     pub site_key: Option<String>,
     pub experiment_id: String,
     pub user_ids: Vec<String>,
 }
 
+/// Needs the owner's token (JWT or API key): the experiment must be the caller's (404).
 async fn assign_batch(
     State(s): State<AppState>,
     ClientIp(ip): ClientIp,
+    Auth(p): Auth,
     SiteKeyHeader(header_key): SiteKeyHeader,
     TrackerJson(b): TrackerJson<BatchBody>,
 ) -> ApiResult<Json<BatchAssignments>> {
-    let key = site_key(&s, b.site_key, header_key, ip)?;
-    Ok(Json(
-        s.services.tracker.assign_batch(&key, experiment(&b.experiment_id)?, &b.user_ids).await?,
-    ))
+    s.limits.tracker_ip.check_lazy(|| ip.to_string())?;
+    let key = b.site_key.or(header_key);
+    if let Some(k) = &key {
+        s.limits.tracker_site.check(k)?;
+    }
+    let exp = experiment(&b.experiment_id)?;
+    Ok(Json(s.services.tracker.assign_batch(p.id(), key.as_deref(), exp, &b.user_ids).await?))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -133,6 +133,11 @@ impl Catalog {
         write(&self.sites).insert(key, owner);
     }
 
+    /// A removed user's site key: the tracker stops answering for it.
+    pub fn remove_site(&self, key: &str) {
+        write(&self.sites).remove(key);
+    }
+
     pub fn site_owner(&self, key: &str) -> Option<Uuid> {
         read(&self.sites).get(key).copied()
     }

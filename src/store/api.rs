@@ -73,6 +73,20 @@ pub trait UserStore {
         user: User,
         change: Draft,
     ) -> impl Future<Output = StoreResult<()>> + Send + 'static;
+    /// Saves a changed user (audited) unless no enabled admin would be left:
+    /// `StoreError::LastAdmin`, decided in the transaction.
+    fn update_user_keeping_an_admin(
+        &self,
+        user: User,
+        change: Draft,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'static;
+    /// Deletes a user, their email, site key and API keys (audited); None when there is no
+    /// such user, `StoreError::LastAdmin` for the last enabled admin.
+    fn remove_user(
+        &self,
+        id: Uuid,
+        change: Draft,
+    ) -> impl Future<Output = StoreResult<Option<User>>> + Send + 'static;
     fn insert_api_key(
         &self,
         key: ApiKey,
@@ -81,10 +95,11 @@ pub trait UserStore {
     ) -> impl Future<Output = StoreResult<()>> + Send + 'static;
     /// Records when a key was last used.
     fn touch_api_key(&self, key: ApiKey) -> impl Future<Output = StoreResult<()>> + Send + 'static;
-    /// Whether `user` had a key `id` (now revoked).
+    /// Whether `user` had a key `id` (now revoked); with None, whether anyone had (an
+    /// admin revoking another user's key).
     fn delete_api_key(
         &self,
-        user: Uuid,
+        user: Option<Uuid>,
         id: Uuid,
         actor: String,
     ) -> impl Future<Output = StoreResult<bool>> + Send + 'static;
@@ -234,6 +249,20 @@ impl UserStore for Store {
     ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
         committing(self, move |s| s.update_user(&user, &change))
     }
+    fn update_user_keeping_an_admin(
+        &self,
+        user: User,
+        change: Draft,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+        committing(self, move |s| s.update_user_keeping_an_admin(&user, &change))
+    }
+    fn remove_user(
+        &self,
+        id: Uuid,
+        change: Draft,
+    ) -> impl Future<Output = StoreResult<Option<User>>> + Send + 'static {
+        committing(self, move |s| s.remove_user(id, &change))
+    }
     fn insert_api_key(
         &self,
         key: ApiKey,
@@ -247,7 +276,7 @@ impl UserStore for Store {
     }
     fn delete_api_key(
         &self,
-        user: Uuid,
+        user: Option<Uuid>,
         id: Uuid,
         actor: String,
     ) -> impl Future<Output = StoreResult<bool>> + Send + 'static {

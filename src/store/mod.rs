@@ -50,6 +50,9 @@ pub enum StoreError {
     NotRunning { experiment: Uuid },
     #[error("{email} is already registered")]
     EmailTaken { email: String },
+    /// The change would leave no enabled admin.
+    #[error("the last admin can be neither disabled, demoted nor removed")]
+    LastAdmin,
     /// A copy's target (a backup's data file) is there already.
     #[error("{} already exists", .0.display())]
     AlreadyExists(PathBuf),
@@ -318,6 +321,80 @@ impl Store {
         Ok(())
     }
 
+    /// Saves a changed user unless that leaves no enabled admin (`StoreError::LastAdmin`);
+    /// checked in the transaction, so two admins disabling each other cannot both win.
+    pub(in crate::store) fn update_user_keeping_an_admin(
+        &self,
+        user: &User,
+        change: &audit::Draft,
+    ) -> StoreResult<()> {
+        let w = self.db.begin_write()?;
+        {
+            let mut users = w.open_table(USERS)?;
+            users.insert(user.id.as_u128(), to_json(user).as_slice())?;
+            if !enabled_admin_left(&users)? {
+                return Err(StoreError::LastAdmin);
+            }
+        }
+        audit::append(&w, change, crate::store::writer::now_ms())?;
+        w.commit()?;
+        Ok(())
+    }
+
+    /// Deletes a user with their email, site key and API keys (audited); None when there is
+    /// no such user, `StoreError::LastAdmin` when they are the last enabled admin. Their
+    /// experiments, records and audit entries stay: they become unreachable (every route is
+    /// scoped to the owner, and the site key the tracker knows them by is gone), and keeping
+    /// them costs nothing but disk, which `samplit` never reclaims silently.
+    pub(in crate::store) fn remove_user(
+        &self,
+        id: Uuid,
+        change: &audit::Draft,
+    ) -> StoreResult<Option<User>> {
+        let w = self.db.begin_write()?;
+        let user = {
+            let mut users = w.open_table(USERS)?;
+            let Some(user) = users
+                .remove(id.as_u128())?
+                .map(|v| from_json::<User>("users", v.value()))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            if !enabled_admin_left(&users)? {
+                return Err(StoreError::LastAdmin);
+            }
+            w.open_table(USER_EMAILS)?.remove(user.email.as_str())?;
+            w.open_table(SITE_KEYS)?.remove(user.site_key.as_str())?;
+            let mut keys = w.open_table(API_KEYS)?;
+            let mut theirs = Vec::new();
+            for row in keys.iter()? {
+                let (k, v) = row?;
+                if from_json::<ApiKey>("api_keys", v.value())?.user_id == id {
+                    theirs.push(k.value());
+                }
+            }
+            for k in &theirs {
+                keys.remove(*k)?;
+            }
+            let mut hashes = w.open_table(API_KEY_HASHES)?;
+            let mut stale = Vec::new();
+            for row in hashes.iter()? {
+                let (h, v) = row?;
+                if theirs.contains(&v.value()) {
+                    stale.push(h.value().to_vec());
+                }
+            }
+            for h in stale {
+                hashes.remove(h.as_slice())?;
+            }
+            user
+        };
+        audit::append(&w, change, crate::store::writer::now_ms())?;
+        w.commit()?;
+        Ok(Some(user))
+    }
+
     pub(in crate::store) fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
         let r = self.db.begin_read()?;
         let t = r.open_table(USERS)?;
@@ -411,23 +488,24 @@ impl Store {
         Ok(())
     }
 
-    /// Removes the key if `user` owns it; false when there is no such key of theirs.
+    /// Removes the key if `user` owns it (any user's with None, for admins); false when
+    /// there is no such key of theirs. The audit entry goes to the key's owner.
     pub(in crate::store) fn delete_api_key(
         &self,
-        user: Uuid,
+        user: Option<Uuid>,
         id: Uuid,
         actor: &str,
     ) -> StoreResult<bool> {
         let w = self.db.begin_write()?;
-        {
+        let user = {
             let mut keys = w.open_table(API_KEYS)?;
-            let owned = match keys.get(id.as_u128())? {
-                Some(v) => from_json::<ApiKey>("api_keys", v.value())?.user_id == user,
-                None => false,
+            let owner = match keys.get(id.as_u128())? {
+                Some(v) => Some(from_json::<ApiKey>("api_keys", v.value())?.user_id),
+                None => None,
             };
-            if !owned {
+            let Some(owner) = owner.filter(|o| user.is_none_or(|u| u == *o)) else {
                 return Ok(false);
-            }
+            };
             keys.remove(id.as_u128())?;
             let mut hashes = w.open_table(API_KEY_HASHES)?;
             let mut stale = Vec::new();
@@ -440,7 +518,8 @@ impl Store {
             for h in stale {
                 hashes.remove(h.as_slice())?;
             }
-        }
+            owner
+        };
         let d =
             audit::Draft::new(user, actor, "api_key.revoked").data(serde_json::json!({"id": id}));
         audit::append(&w, &d, crate::store::writer::now_ms())?;
@@ -553,6 +632,18 @@ impl Store {
 /// The conversion key of an experiment's primary goal (the rule lives in engine::counting).
 pub use crate::engine::counting::PRIMARY_GOAL;
 
+/// Whether some user is an admin and not disabled.
+fn enabled_admin_left(users: &impl ReadableTable<u128, &'static [u8]>) -> StoreResult<bool> {
+    for row in users.iter()? {
+        let (_, v) = row?;
+        let u: User = from_json("users", v.value())?;
+        if u.role == records::Role::Admin && !u.disabled {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 pub(crate) fn read_u64(b: &[u8]) -> u64 {
     b.get(..8).and_then(|s| s.try_into().ok()).map(u64::from_le_bytes).unwrap_or(0)
 }
@@ -658,6 +749,8 @@ mod tests {
             password_hash: "x".into(),
             site_key: format!("site_{email}"),
             created_at: 0,
+            disabled: false,
+            token_version: 0,
         }
     }
 

@@ -38,6 +38,13 @@ pub struct User {
     pub password_hash: String,
     pub site_key: String,
     pub created_at: i64,
+    /// Locked out by an admin: no login, and no token or API key of theirs is accepted.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Session tokens carry the version they were issued under; bumping it (password
+    /// change, disable) makes every older token invalid. Records before this field are 0.
+    #[serde(default)]
+    pub token_version: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

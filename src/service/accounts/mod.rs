@@ -39,6 +39,9 @@ struct Claims {
     sub: String,
     iat: u64,
     exp: u64,
+    /// The user's `token_version` when issued; tokens from before versions count as 0.
+    #[serde(default)]
+    ver: u32,
 }
 
 /// Who is calling.
@@ -69,6 +72,8 @@ pub struct UserView {
     pub name: String,
     pub role: Role,
     pub created_at: String,
+    /// Locked out by an admin: cannot log in, and their tokens and API keys are refused.
+    pub disabled: bool,
 }
 
 impl From<&User> for UserView {
@@ -79,6 +84,7 @@ impl From<&User> for UserView {
             name: u.name.clone(),
             role: u.role,
             created_at: rfc3339(u.created_at),
+            disabled: u.disabled,
         }
     }
 }
@@ -280,6 +286,8 @@ impl Accounts {
             password_hash,
             site_key: random_token("site_", 12),
             created_at: now_ms(),
+            disabled: false,
+            token_version: 0,
         };
         let actor = if actor.is_empty() { user.email.clone() } else { actor.to_string() };
         let user = match self.store.insert_user(user, only_if_empty, new.may_be_admin, actor).await
@@ -304,12 +312,14 @@ impl Accounts {
                 false
             }
         };
-        let Some(user) = user.filter(|_| ok) else {
+        // A disabled account answers as wrong credentials: the caller learns nothing more.
+        let Some(user) = user.filter(|u| ok && !u.disabled) else {
             return Err(AppError::new(Code::InvalidCredentials, "wrong email or password"));
         };
         let ttl = self.config.auth.token_ttl_secs;
         let now = (now_ms() / 1000) as u64;
-        let claims = Claims { sub: user.id.to_string(), iat: now, exp: now + ttl };
+        let claims =
+            Claims { sub: user.id.to_string(), iat: now, exp: now + ttl, ver: user.token_version };
         let token = jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -322,16 +332,10 @@ impl Accounts {
     /// Resolves a bearer token: an API key (`sk_...`) or a session JWT.
     pub async fn authenticate(&self, token: &str) -> AppResult<Principal> {
         let unauthorized = || AppError::new(Code::Unauthorized, "invalid or expired token");
-        let user_id = if token.starts_with(API_KEY_PREFIX) {
+        let (user_id, version, key) = if token.starts_with(API_KEY_PREFIX) {
             let hash = Sha256::digest(token.as_bytes());
-            let mut key = self.store.api_key_by_hash(&hash)?.ok_or_else(unauthorized)?;
-            let now = now_ms();
-            // Record use at minute granularity; a write per request would cost a commit.
-            if key.last_used_at.is_none_or(|t| now - t > 60_000) {
-                key.last_used_at = Some(now);
-                self.store.touch_api_key(key.clone()).await?;
-            }
-            key.user_id
+            let key = self.store.api_key_by_hash(&hash)?.ok_or_else(unauthorized)?;
+            (key.user_id, None, Some(key))
         } else {
             let mut v = Validation::new(Algorithm::HS256);
             v.leeway = 5;
@@ -341,9 +345,23 @@ impl Accounts {
                 &v,
             )
             .map_err(|_| unauthorized())?;
-            Uuid::parse_str(&data.claims.sub).map_err(|_| unauthorized())?
+            let id = Uuid::parse_str(&data.claims.sub).map_err(|_| unauthorized())?;
+            (id, Some(data.claims.ver), None)
         };
         let user = self.store.user(user_id)?.ok_or_else(unauthorized)?;
+        // A disabled user's keys and tokens stop at once; a session token also stops when
+        // the user's token version moved on (password change, disable) after it was issued.
+        if user.disabled || version.is_some_and(|v| v != user.token_version) {
+            return Err(unauthorized());
+        }
+        if let Some(mut key) = key {
+            let now = now_ms();
+            // Record use at minute granularity; a write per request would cost a commit.
+            if key.last_used_at.is_none_or(|t| now - t > 60_000) {
+                key.last_used_at = Some(now);
+                self.store.touch_api_key(key).await?;
+            }
+        }
         Ok(Principal { user })
     }
 
@@ -405,8 +423,11 @@ impl Accounts {
         })
     }
 
+    /// Revokes one of the caller's keys, or any user's key when the caller is an admin; a
+    /// member asking for another's key learns only that there is no such key.
     pub async fn revoke_api_key(&self, who: &Principal, id: Uuid) -> AppResult<()> {
-        if self.store.delete_api_key(who.id(), id, who.user.email.clone()).await? {
+        let owner = if who.user.role == Role::Admin { None } else { Some(who.id()) };
+        if self.store.delete_api_key(owner, id, who.user.email.clone()).await? {
             tracing::info!(user = %who.id(), key = %id, "api key revoked");
             Ok(())
         } else {
@@ -419,22 +440,113 @@ impl Accounts {
         let mut u = self.user_by_email_or_404(email)?;
         let password = password.to_string();
         u.password_hash = blocking(move || hash_password(&password)).await?;
+        // The old sessions end with the old password.
+        u.token_version = u.token_version.wrapping_add(1);
         let d = Draft::new(u.id, actor, "user.password_changed");
         self.store.update_user(u.clone(), d).await?;
         Ok(u)
     }
 
     pub async fn set_role(&self, email: &str, role: Role, actor: &str) -> AppResult<User> {
-        let mut u = self.user_by_email_or_404(email)?;
-        if u.role == Role::Admin && role != Role::Admin {
-            let admins = self.store.users()?.iter().filter(|x| x.role == Role::Admin).count();
-            if admins <= 1 {
-                return Err(AppError::new(Code::InvalidTransition, "cannot demote the last admin"));
+        let u = self.user_by_email_or_404(email)?;
+        self.change_user(u, UserChange { role: Some(role), ..UserChange::default() }, actor).await
+    }
+
+    /// Enables or disables a user by email (the CLI).
+    pub async fn set_disabled(&self, email: &str, disabled: bool, actor: &str) -> AppResult<User> {
+        let u = self.user_by_email_or_404(email)?;
+        let change = UserChange { disabled: Some(disabled), ..UserChange::default() };
+        self.change_user(u, change, actor).await
+    }
+
+    /// PATCH /users/{id} (the caller must be an admin).
+    pub async fn patch_user(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        change: UserChange,
+    ) -> AppResult<User> {
+        who.require_admin()?;
+        let u = self.store.user(id)?.ok_or_else(user_not_found)?;
+        self.change_user(u, change, &who.user.email).await
+    }
+
+    /// Applies a change, one audit entry per field that changed; refuses (409) to leave no
+    /// enabled admin. Disabling also ends the user's sessions: re-enabling brings back their
+    /// API keys, not the tokens they held before.
+    async fn change_user(&self, mut u: User, c: UserChange, actor: &str) -> AppResult<User> {
+        if let Some(name) = &c.name {
+            let name = name.trim();
+            if name.chars().count() > 200 {
+                return Err(AppError::validation("name", "must be at most 200 characters"));
             }
+            crate::engine::text::check_label("name", name)
+                .map_err(|i| AppError::validation(i.field, i.message))?;
         }
-        u.role = role;
-        let d = Draft::new(u.id, actor, "user.role_changed").data(json!({"role": role.as_str()}));
-        self.store.update_user(u.clone(), d).await?;
+        let mut drafts = Vec::new();
+        if let Some(name) = c.name.as_deref().map(str::trim).filter(|n| *n != u.name) {
+            u.name = name.to_string();
+            drafts.push(Draft::new(u.id, actor, "user.renamed").data(json!({"name": u.name})));
+        }
+        if let Some(role) = c.role.filter(|r| *r != u.role) {
+            u.role = role;
+            drafts.push(
+                Draft::new(u.id, actor, "user.role_changed").data(json!({"role": role.as_str()})),
+            );
+        }
+        if let Some(disabled) = c.disabled.filter(|d| *d != u.disabled) {
+            u.disabled = disabled;
+            let action = if disabled {
+                u.token_version = u.token_version.wrapping_add(1);
+                "user.disabled"
+            } else {
+                "user.enabled"
+            };
+            drafts.push(Draft::new(u.id, actor, action));
+        }
+        if drafts.is_empty() {
+            return Ok(u);
+        }
+        // One commit, one entry: the fields that changed, named in the entry.
+        let d = if drafts.len() == 1 {
+            drafts.remove(0)
+        } else {
+            let actions: Vec<&str> = drafts.iter().map(|d| d.action).collect();
+            Draft::new(u.id, actor, "user.changed").data(json!({
+                "changes": actions,
+                "name": u.name,
+                "role": u.role.as_str(),
+                "disabled": u.disabled,
+            }))
+        };
+        // The store refuses to leave no enabled admin (409 INVALID_TRANSITION).
+        self.store.update_user_keeping_an_admin(u.clone(), d).await?;
+        tracing::info!(user = %u.id, disabled = u.disabled, role = u.role.as_str(), "user changed");
+        Ok(u)
+    }
+
+    /// DELETE /users/{id} (the caller must be an admin).
+    pub async fn remove_user(&self, who: &Principal, id: Uuid) -> AppResult<User> {
+        who.require_admin()?;
+        self.remove(id, &who.user.email).await
+    }
+
+    /// Removes a user by email (the CLI).
+    pub async fn remove_user_by_email(&self, email: &str, actor: &str) -> AppResult<User> {
+        let u = self.user_by_email_or_404(email)?;
+        self.remove(u.id, actor).await
+    }
+
+    /// Deletes the user record with their email, site key and API keys, so their tokens,
+    /// keys and tracker snippet stop at once and the email can be registered again; their
+    /// experiments and records are kept (unreachable) rather than destroyed by one call.
+    async fn remove(&self, id: Uuid, actor: &str) -> AppResult<User> {
+        let known = self.store.user(id)?.ok_or_else(user_not_found)?;
+        let d = Draft::new(id, actor, "user.removed").data(json!({"email": known.email}));
+        // The store refuses to remove the last enabled admin (409 INVALID_TRANSITION).
+        let u = self.store.remove_user(id, d).await?.ok_or_else(user_not_found)?;
+        self.catalog.remove_site(&u.site_key);
+        tracing::info!(user = %u.id, "user removed");
         Ok(u)
     }
 
@@ -453,6 +565,18 @@ impl Accounts {
             tracker_url: format!("{base}/tracker.js"),
         }
     }
+}
+
+/// A change of PATCH /users/{id}: the fields given.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub disabled: Option<bool>,
+    pub role: Option<Role>,
+    pub name: Option<String>,
+}
+
+fn user_not_found() -> AppError {
+    AppError::new(Code::UserNotFound, "no such user")
 }
 
 fn registration_closed() -> AppError {

@@ -72,6 +72,14 @@ pub enum AdminRequest {
         email: String,
         role: String,
     },
+    /// Locks a user out (`disabled: true`) or lets them back in.
+    UserSetDisabled {
+        email: String,
+        disabled: bool,
+    },
+    UserRemove {
+        email: String,
+    },
     ExperimentList {
         status: Option<String>,
     },
@@ -161,6 +169,8 @@ impl AdminRequest {
             AdminRequest::UserList => "user_list",
             AdminRequest::UserSetPassword { .. } => "user_set_password",
             AdminRequest::UserSetRole { .. } => "user_set_role",
+            AdminRequest::UserSetDisabled { .. } => "user_set_disabled",
+            AdminRequest::UserRemove { .. } => "user_remove",
             AdminRequest::ExperimentList { .. } => "experiment_list",
             AdminRequest::ExperimentShow { .. } => "experiment_show",
             AdminRequest::Check { .. } => "check",
@@ -315,6 +325,12 @@ impl Admin {
             )),
             AdminRequest::UserSetRole { email, role } => AdminAnswer::User(UserView::from(
                 &self.accounts.set_role(&email, parse_role(&role)?, "cli").await?,
+            )),
+            AdminRequest::UserSetDisabled { email, disabled } => AdminAnswer::User(UserView::from(
+                &self.accounts.set_disabled(&email, disabled, "cli").await?,
+            )),
+            AdminRequest::UserRemove { email } => AdminAnswer::User(UserView::from(
+                &self.accounts.remove_user_by_email(&email, "cli").await?,
             )),
             AdminRequest::ExperimentList { status } => {
                 AdminAnswer::Experiments(self.experiment_rows(status))

@@ -378,9 +378,12 @@ impl Tracker {
     }
 
     /// POST /tracker/assign/batch: many visitors of one experiment, for email and push.
+    /// Called by the authenticated `owner` (the public site key alone would let anyone fill
+    /// the store); a `site_key`, if given, must be theirs.
     pub async fn assign_batch(
         &self,
-        site_key: &str,
+        owner: Uuid,
+        site_key: Option<&str>,
         exp: Uuid,
         user_ids: &[String],
     ) -> AppResult<BatchAssignments> {
@@ -390,8 +393,12 @@ impl Tracker {
         for (i, u) in user_ids.iter().enumerate() {
             check_user_id(&format!("user_ids[{i}]"), u)?;
         }
-        let owner = self.site_owner(site_key)?;
         let entry = self.tracked(owner, exp)?;
+        if let Some(key) = site_key
+            && self.catalog.site_owner(key) != Some(owner)
+        {
+            return Err(AppError::validation("site_key", "is not the caller's site key"));
+        }
         if entry.exp.status != Status::Running {
             return Err(Self::not_running(&entry));
         }
