@@ -177,9 +177,11 @@ impl Store {
 
     /// The open database; `Unavailable` while `reopen` is swapping it.
     pub(crate) fn db(&self) -> StoreResult<Arc<Database>> {
-        self.db.read().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| {
-            StoreError::Unavailable("the data file is being reopened".into())
-        })
+        self.db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the data file is being reopened".into()))
     }
 
     /// Whether the store can write (no I/O failure since the last successful reopen).
@@ -189,8 +191,7 @@ impl Store {
 
     /// Notes an I/O failure seen by anyone using the store; the writer thread recovers.
     pub(crate) fn note(&self, e: &StoreError) {
-        if matches!(e, StoreError::Unavailable(_)) && self.healthy.swap(false, Ordering::AcqRel)
-        {
+        if matches!(e, StoreError::Unavailable(_)) && self.healthy.swap(false, Ordering::AcqRel) {
             tracing::error!(error = %e, "the store cannot write; refusing writes until it can");
         }
     }
@@ -218,7 +219,9 @@ impl Store {
                     }
                     Err(still) => {
                         *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(still);
-                        return Err(StoreError::Unavailable("the data file is still in use".into()));
+                        return Err(StoreError::Unavailable(
+                            "the data file is still in use".into(),
+                        ));
                     }
                 }
             }

@@ -485,7 +485,8 @@ impl Thread {
             }
             self.refresh_due();
             // Under traffic the next batch carries refreshed weights; when idle, write them now.
-            if idle && !self.unpersisted.is_empty() {
+            // While the store cannot write they wait for its recovery (or the next batch).
+            if idle && !self.unpersisted.is_empty() && self.store.healthy() {
                 self.commit(Vec::new());
             }
             if self.stop.is_some() {
