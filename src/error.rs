@@ -146,7 +146,7 @@ impl From<crate::store::StoreError> for AppError {
             // The service refuses an occupied target before it starts (a 422 naming `out`);
             // this is the same refusal found later, by the store.
             S::AlreadyExists(_) => Code::ValidationFailed,
-            S::Locked(_) | S::Busy(_) => Code::ServerBusy,
+            S::Locked(_) | S::Busy(_) | S::Unavailable(_) => Code::ServerBusy,
             S::Db(_) | S::Corrupt { .. } | S::TooNew { .. } | S::WriterGone => Code::Internal,
         };
         AppError::new(code, e.to_string())

@@ -190,9 +190,16 @@ impl Services {
         self.public_url.get()
     }
 
-    /// Whether the store answers a read.
+    /// Whether the store answers a read and can write (no I/O failure it has not recovered
+    /// from yet).
     pub fn ready(&self) -> AppResult<()> {
-        self.store.user_count()?;
+        if !self.store.healthy() {
+            return Err(StoreError::Unavailable("recovering from an I/O error".into()).into());
+        }
+        if let Err(e) = self.store.user_count() {
+            self.store.note(&e);
+            return Err(e.into());
+        }
         Ok(())
     }
 

@@ -41,9 +41,16 @@ fn committing<T: Send + 'static>(
 ) -> impl Future<Output = StoreResult<T>> + Send + 'static {
     let store = store.clone();
     async move {
-        tokio::task::spawn_blocking(move || f(&store))
-            .await
-            .map_err(|e| StoreError::Db(format!("store task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let r = f(&store);
+            // A full disk: the writer thread reopens the file once a test write succeeds.
+            if let Err(e) = &r {
+                store.note(e);
+            }
+            r
+        })
+        .await
+        .map_err(|e| StoreError::Db(format!("store task failed: {e}")))?
     }
 }
 

@@ -102,7 +102,7 @@ impl Store {
         offset: usize,
         limit: usize,
     ) -> StoreResult<(Vec<Value>, usize, String)> {
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(AUDIT)?;
         let id = owner.as_u128();
         let mut page = Vec::new();
@@ -147,7 +147,7 @@ impl Store {
     /// Recomputes every chain; returns how many entries were checked and the first broken
     /// entry of each broken chain.
     pub(in crate::store) fn verify_audit(&self) -> StoreResult<(u64, Vec<Broken>)> {
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(AUDIT)?;
         let heads = r.open_table(AUDIT_HEADS)?;
         let mut checked = 0;

@@ -60,7 +60,7 @@ impl Store {
     /// Rows in the store, for a progress bar.
     pub(in crate::store) fn row_count(&self) -> StoreResult<u64> {
         use redb::ReadableTableMetadata;
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let mut n = 0;
         n += r.open_table(ASSIGNMENTS)?.len()?;
         n += r.open_table(CONVERSIONS)?.len()?;
@@ -82,7 +82,7 @@ impl Store {
         if path.exists() {
             return Err(StoreError::AlreadyExists(path));
         }
-        let snapshot = self.db().begin_read()?;
+        let snapshot = self.db()?.begin_read()?;
         let dst = Database::create(&path).map_err(|e| StoreError::Db(e.to_string()))?;
         {
             let w = dst.begin_write()?;

@@ -14,7 +14,9 @@ pub mod writer;
 use records::{ApiKey, AssignmentRec, ConversionRec, User};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 use tables::*;
 use uuid::Uuid;
 
@@ -60,6 +62,10 @@ pub enum StoreError {
     WriterGone,
     #[error("{0} records are waiting to be written; try again shortly")]
     Busy(usize),
+    /// The data file cannot be written (a full disk, an I/O error): the writer reopens it
+    /// as soon as a test write succeeds again.
+    #[error("the store cannot write right now ({0}); try again shortly")]
+    Unavailable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -67,7 +73,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 macro_rules! db_err {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
-            fn from(e: $t) -> Self { StoreError::Db(e.to_string()) }
+            fn from(e: $t) -> Self {
+                if io_failed(&e) {
+                    StoreError::Unavailable(e.to_string())
+                } else {
+                    StoreError::Db(e.to_string())
+                }
+            }
         }
     )*};
 }
@@ -79,6 +91,32 @@ db_err!(
     redb::CommitError,
     redb::CompactionError
 );
+
+/// Whether a redb error means the file could not be read or written (a full disk, an I/O
+/// error, or the state redb latches after one): the store is unavailable until reopened.
+fn io_failed(e: &(dyn std::error::Error + 'static)) -> bool {
+    use redb::{CommitError as C, Error as E, StorageError as S};
+    let storage = |s: &S| matches!(s, S::Io(_) | S::PreviousIo | S::DatabaseClosed);
+    if let Some(s) = e.downcast_ref::<S>() {
+        return storage(s);
+    }
+    if let Some(e) = e.downcast_ref::<E>() {
+        return matches!(e, E::Io(_) | E::PreviousIo | E::DatabaseClosed);
+    }
+    if let Some(e) = e.downcast_ref::<C>() {
+        return matches!(e, C::Storage(s) if storage(s)) || matches!(e, C::TransactionPoisoned);
+    }
+    if let Some(redb::TransactionError::Storage(s)) = e.downcast_ref::<redb::TransactionError>() {
+        return storage(s);
+    }
+    if let Some(redb::TableError::Storage(s)) = e.downcast_ref::<redb::TableError>() {
+        return storage(s);
+    }
+    if let Some(redb::CompactionError::Storage(s)) = e.downcast_ref::<redb::CompactionError>() {
+        return storage(s);
+    }
+    false
+}
 
 pub(crate) fn corrupt(table: &'static str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt { table, message: e.to_string() }
@@ -94,7 +132,10 @@ fn from_json<T: serde::de::DeserializeOwned>(table: &'static str, b: &[u8]) -> S
 
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    /// The open file; None only while `reopen` swaps it.
+    db: Arc<RwLock<Option<Arc<Database>>>>,
+    /// False from an I/O failure until the writer has reopened the file and written again.
+    healthy: Arc<AtomicBool>,
     path: PathBuf,
 }
 
@@ -134,6 +175,11 @@ fn private_file(path: &Path) -> StoreResult<()> {
     Ok(())
 }
 
+/// A bounded page cache keeps memory flat however large the file grows.
+fn open_db(path: &Path) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(32 * 1024 * 1024).create(path)
+}
+
 impl Store {
     /// Opens (or creates) `<dir>/samplit.redb` and brings its schema up to date.
     pub fn open(dir: &Path) -> StoreResult<Store> {
@@ -151,14 +197,15 @@ impl Store {
             .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
         private_file(&path)?;
-        // A bounded page cache keeps memory flat however large the file grows.
-        let db = Database::builder().set_cache_size(32 * 1024 * 1024).create(&path).map_err(
-            |e| match e {
-                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(dir.to_path_buf()),
-                other => StoreError::Db(other.to_string()),
-            },
-        )?;
-        let store = Store { db: Arc::new(db), path };
+        let db = open_db(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(dir.to_path_buf()),
+            other => StoreError::Db(other.to_string()),
+        })?;
+        let store = Store {
+            db: Arc::new(RwLock::new(Some(Arc::new(db)))),
+            healthy: Arc::new(AtomicBool::new(true)),
+            path,
+        };
         store.migrate()?;
         store.ensure_instance_id()?;
         Ok(store)
@@ -168,12 +215,73 @@ impl Store {
         &self.path
     }
 
-    pub(crate) fn db(&self) -> &Database {
-        &self.db
+    /// The open database; `Unavailable` while `reopen` is swapping it.
+    pub(crate) fn db(&self) -> StoreResult<Arc<Database>> {
+        self.db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| StoreError::Unavailable("the data file is being reopened".into()))
+    }
+
+    /// Whether the store can write (no I/O failure since the last successful reopen).
+    pub fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Acquire)
+    }
+
+    /// Notes an I/O failure seen by anyone using the store; the writer thread recovers.
+    pub(crate) fn note(&self, e: &StoreError) {
+        if matches!(e, StoreError::Unavailable(_)) && self.healthy.swap(false, Ordering::AcqRel) {
+            tracing::error!(error = %e, "the store cannot write; refusing writes until it can");
+        }
+    }
+
+    pub(crate) fn mark_healthy(&self) {
+        self.healthy.store(true, Ordering::Release);
+    }
+
+    /// Closes the file and opens it again (redb refuses every operation after an I/O error
+    /// until then). Waits up to `wait` for other users of the old handle to let go; on
+    /// failure the store stays unavailable and the caller tries again later.
+    pub(crate) fn reopen(&self, wait: Duration) -> StoreResult<()> {
+        let deadline = Instant::now() + wait;
+        let taken = self.db.write().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut old) = taken {
+            loop {
+                match Arc::try_unwrap(old) {
+                    Ok(db) => {
+                        drop(db);
+                        break;
+                    }
+                    Err(still) if Instant::now() < deadline => {
+                        old = still;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(still) => {
+                        *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(still);
+                        return Err(StoreError::Unavailable(
+                            "the data file is still in use".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        // A transaction that outlived its handle holds the file lock until it ends.
+        let db = loop {
+            match open_db(&self.path) {
+                Ok(db) => break db,
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(StoreError::Unavailable(e.to_string())),
+            }
+        };
+        *self.db.write().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(db));
+        Ok(())
     }
 
     pub fn schema_version(&self) -> StoreResult<u32> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = match r.open_table(META) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
@@ -192,7 +300,7 @@ impl Store {
         if found == SCHEMA_VERSION {
             return Ok(());
         }
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         {
             tables::create_all(&w)?;
             if found == 1 {
@@ -217,7 +325,7 @@ impl Store {
         if self.meta_bytes(INSTANCE_KEY)?.is_some() {
             return Ok(());
         }
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         {
             let mut meta = w.open_table(META)?;
             if meta.get(INSTANCE_KEY)?.is_none() {
@@ -229,7 +337,7 @@ impl Store {
     }
 
     fn meta_bytes(&self, key: &str) -> StoreResult<Option<Vec<u8>>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(META)?;
         Ok(t.get(key)?.map(|v| v.value().to_vec()))
     }
@@ -238,7 +346,7 @@ impl Store {
     /// original (or another restore of the same backup) reached, so its commit numbers repeat
     /// theirs: an export target must see it as another data set, never resume its cursor.
     pub(in crate::store) fn renew_instance_id(&self) -> StoreResult<()> {
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         w.open_table(META)?.insert(INSTANCE_KEY, Uuid::new_v4().as_bytes().as_slice())?;
         w.commit()?;
         Ok(())
@@ -263,7 +371,7 @@ impl Store {
     }
 
     pub(in crate::store) fn user_count(&self) -> StoreResult<u64> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         Ok(r.open_table(USERS)?.len()?)
     }
 
@@ -280,7 +388,7 @@ impl Store {
         may_be_admin: bool,
         actor: &str,
     ) -> StoreResult<Option<User>> {
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         {
             let mut users = w.open_table(USERS)?;
             let mut admin_exists = false;
@@ -314,7 +422,7 @@ impl Store {
         user: &User,
         change: &audit::Draft,
     ) -> StoreResult<()> {
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         w.open_table(USERS)?.insert(user.id.as_u128(), to_json(user).as_slice())?;
         audit::append(&w, change, crate::store::writer::now_ms())?;
         w.commit()?;
@@ -328,7 +436,7 @@ impl Store {
         user: &User,
         change: &audit::Draft,
     ) -> StoreResult<()> {
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         {
             let mut users = w.open_table(USERS)?;
             users.insert(user.id.as_u128(), to_json(user).as_slice())?;
@@ -351,7 +459,7 @@ impl Store {
         id: Uuid,
         change: &audit::Draft,
     ) -> StoreResult<Option<User>> {
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         let user = {
             let mut users = w.open_table(USERS)?;
             let Some(user) = users
@@ -396,14 +504,14 @@ impl Store {
     }
 
     pub(in crate::store) fn user(&self, id: Uuid) -> StoreResult<Option<User>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(USERS)?;
         t.get(id.as_u128())?.map(|v| from_json("users", v.value())).transpose()
     }
 
     pub(in crate::store) fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         let id = {
-            let r = self.db.begin_read()?;
+            let r = self.db()?.begin_read()?;
             let t = r.open_table(USER_EMAILS)?;
             t.get(email)?.map(|v| v.value())
         };
@@ -414,7 +522,7 @@ impl Store {
     }
 
     pub(in crate::store) fn users(&self) -> StoreResult<Vec<User>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(USERS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -427,7 +535,7 @@ impl Store {
 
     /// Every site key with its owner, for the in-memory lookup the tracker uses.
     pub(in crate::store) fn site_keys(&self) -> StoreResult<Vec<(String, Uuid)>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(SITE_KEYS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -445,7 +553,7 @@ impl Store {
         hash: &[u8],
         actor: &str,
     ) -> StoreResult<()> {
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         {
             w.open_table(API_KEYS)?.insert(key.id.as_u128(), to_json(key).as_slice())?;
             w.open_table(API_KEY_HASHES)?.insert(hash, key.id.as_u128())?;
@@ -458,7 +566,7 @@ impl Store {
     }
 
     pub(in crate::store) fn api_key_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiKey>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let Some(id) = r.open_table(API_KEY_HASHES)?.get(hash)?.map(|v| v.value()) else {
             return Ok(None);
         };
@@ -467,7 +575,7 @@ impl Store {
     }
 
     pub(in crate::store) fn api_keys(&self, user: Uuid) -> StoreResult<Vec<ApiKey>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(API_KEYS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -482,7 +590,7 @@ impl Store {
     }
 
     pub(in crate::store) fn touch_api_key(&self, key: &ApiKey) -> StoreResult<()> {
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         w.open_table(API_KEYS)?.insert(key.id.as_u128(), to_json(key).as_slice())?;
         w.commit()?;
         Ok(())
@@ -496,7 +604,7 @@ impl Store {
         id: Uuid,
         actor: &str,
     ) -> StoreResult<bool> {
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         let user = {
             let mut keys = w.open_table(API_KEYS)?;
             let owner = match keys.get(id.as_u128())? {
@@ -537,7 +645,7 @@ impl Store {
         change: &audit::Draft,
         events: &[webhooks::Delivery],
     ) -> StoreResult<()> {
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         w.open_table(EXPERIMENTS)?.insert(exp.id.as_u128(), to_json(exp).as_slice())?;
         audit::append(&w, change, exp.updated_at)?;
         webhooks::enqueue_in(&w, events)?;
@@ -550,7 +658,7 @@ impl Store {
         id: Uuid,
         change: &audit::Draft,
     ) -> StoreResult<()> {
-        let w = self.db.begin_write()?;
+        let w = self.db()?.begin_write()?;
         {
             w.open_table(EXPERIMENTS)?.remove(id.as_u128())?;
             w.open_table(BANDIT)?.remove(id.as_u128())?;
@@ -561,7 +669,7 @@ impl Store {
     }
 
     pub(in crate::store) fn experiments(&self) -> StoreResult<Vec<Experiment>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(EXPERIMENTS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -578,7 +686,7 @@ impl Store {
         exp: Uuid,
         user: &str,
     ) -> StoreResult<Option<AssignmentRec>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(ASSIGNMENTS)?;
         t.get((exp.as_u128(), user))?
             .map(|v| postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e)))
@@ -592,7 +700,7 @@ impl Store {
         exp: Uuid,
         mut f: impl FnMut(&str, &AssignmentRec, Option<&ConversionRec>) -> bool,
     ) -> StoreResult<()> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(ASSIGNMENTS)?;
         let conv = r.open_table(CONVERSIONS)?;
         let id = exp.as_u128();
@@ -615,7 +723,7 @@ impl Store {
 
     /// Hourly per-arm counters of an experiment: `(hour, arm, allocations, conversions)`.
     pub(in crate::store) fn timeseries(&self, exp: Uuid) -> StoreResult<Vec<(i64, u32, u64, u64)>> {
-        let r = self.db.begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(TIMESERIES)?;
         let id = exp.as_u128();
         let mut out = Vec::new();
@@ -846,7 +954,7 @@ mod tests {
         let s = Store::open(dir.path()).unwrap();
         assert!(matches!(Store::open(dir.path()), Err(StoreError::Locked(_))));
         {
-            let w = s.db.begin_write().unwrap();
+            let w = s.db().unwrap().begin_write().unwrap();
             w.open_table(META).unwrap().insert(SCHEMA_KEY, 99u32.to_le_bytes().as_slice()).unwrap();
             w.commit().unwrap();
         }

@@ -46,7 +46,7 @@ impl Store {
         max_rows: usize,
         max_scan: u64,
     ) -> StoreResult<Page<AssignmentKey, AssignmentRec>> {
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(ASSIGNMENTS)?;
         let lower = match after {
             Some((e, u)) => Bound::Excluded((*e, u.as_str())),
@@ -79,7 +79,7 @@ impl Store {
         max_rows: usize,
         max_scan: u64,
     ) -> StoreResult<Page<ConversionKey, ConversionRec>> {
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(CONVERSIONS)?;
         let lower = match after {
             Some((e, u, g)) => Bound::Excluded((*e, u.as_str(), g.as_str())),
@@ -107,7 +107,7 @@ impl Store {
 
     /// Every audit chain: `(owner, seq of its newest entry)`.
     pub(in crate::store) fn audit_heads(&self) -> StoreResult<Vec<(u128, u64)>> {
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(AUDIT_HEADS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -126,7 +126,7 @@ impl Store {
         after_seq: u64,
         max_rows: usize,
     ) -> StoreResult<Vec<(u64, serde_json::Value)>> {
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(AUDIT)?;
         let mut out = Vec::new();
         if after_seq == u64::MAX {
@@ -146,7 +146,7 @@ impl Store {
     /// Rows in the tables an export walks, for its progress bar.
     pub(in crate::store) fn export_row_counts(&self) -> StoreResult<(u64, u64, u64)> {
         use redb::ReadableTableMetadata;
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         Ok((
             r.open_table(ASSIGNMENTS)?.len()?,
             r.open_table(CONVERSIONS)?.len()?,

@@ -93,14 +93,14 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
 
 impl Store {
     pub(in crate::store) fn insert_webhook(&self, hook: &Webhook) -> StoreResult<()> {
-        let w = self.db().begin_write()?;
+        let w = self.db()?.begin_write()?;
         w.open_table(WEBHOOKS)?.insert(hook.id.as_u128(), json(hook).as_slice())?;
         w.commit()?;
         Ok(())
     }
 
     pub(in crate::store) fn webhooks(&self, owner: Option<Uuid>) -> StoreResult<Vec<Webhook>> {
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(WEBHOOKS)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -116,7 +116,7 @@ impl Store {
     }
 
     pub(in crate::store) fn webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>> {
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(WEBHOOKS)?;
         t.get(id.as_u128())?
             .map(|v| serde_json::from_slice(v.value()).map_err(|e| corrupt("webhooks", e)))
@@ -125,7 +125,7 @@ impl Store {
 
     /// Removes a webhook and its queued deliveries (the log stays until then deleted too).
     pub(in crate::store) fn delete_webhook(&self, id: Uuid) -> StoreResult<()> {
-        let w = self.db().begin_write()?;
+        let w = self.db()?.begin_write()?;
         {
             w.open_table(WEBHOOKS)?.remove(id.as_u128())?;
             let mut deliveries = w.open_table(DELIVERIES)?;
@@ -155,7 +155,7 @@ impl Store {
         ds: &[Delivery],
         mark: Option<(Uuid, &str)>,
     ) -> StoreResult<bool> {
-        let w = self.db().begin_write()?;
+        let w = self.db()?.begin_write()?;
         {
             if let Some((exp, event)) = mark {
                 let mut marks = w.open_table(EVENT_MARKS)?;
@@ -172,7 +172,7 @@ impl Store {
 
     /// Deliveries whose next attempt is due.
     pub(in crate::store) fn due_deliveries(&self, now: i64) -> StoreResult<Vec<Delivery>> {
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let pending = r.open_table(PENDING)?;
         let deliveries = r.open_table(DELIVERIES)?;
         let mut out = Vec::new();
@@ -189,7 +189,7 @@ impl Store {
 
     /// Saves a delivery after an attempt, keeping it queued while it is pending.
     pub(in crate::store) fn save_delivery(&self, d: &Delivery) -> StoreResult<()> {
-        let w = self.db().begin_write()?;
+        let w = self.db()?.begin_write()?;
         {
             w.open_table(DELIVERIES)?.insert(d.id.as_u128(), json(d).as_slice())?;
             let mut pending = w.open_table(PENDING)?;
@@ -207,7 +207,7 @@ impl Store {
     }
 
     pub(in crate::store) fn deliveries(&self, webhook: Uuid) -> StoreResult<Vec<Delivery>> {
-        let r = self.db().begin_read()?;
+        let r = self.db()?.begin_read()?;
         let t = r.open_table(DELIVERIES)?;
         let mut out = Vec::new();
         for row in t.iter()? {
@@ -243,7 +243,7 @@ pub(crate) fn insert_sealed(
     mut hook: Webhook,
     max: usize,
 ) -> StoreResult<bool> {
-    let w = store.db().begin_write()?;
+    let w = store.db()?.begin_write()?;
     {
         let mut t = w.open_table(WEBHOOKS)?;
         let mut n = 0;
@@ -290,7 +290,7 @@ pub(crate) fn reseal_in(
 /// Seals the plain-text secrets of webhooks stored before secrets were sealed; returns how
 /// many. Runs at start, on the writer thread.
 pub(crate) fn seal_plain_secrets(store: &Store, key: &StateKey) -> StoreResult<usize> {
-    let w = store.db().begin_write()?;
+    let w = store.db()?.begin_write()?;
     let n = {
         let mut t = w.open_table(WEBHOOKS)?;
         let mut plain = Vec::new();

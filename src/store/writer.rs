@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
@@ -148,7 +148,7 @@ impl Ctx<'_> {
     /// Rebuilds an experiment's counters from its assignment and conversion records and the
     /// stored weight history, writes the state sealed, and publishes it.
     pub fn rebuild(&mut self, exp: Uuid, arms: usize) -> StoreResult<BanditState> {
-        let w = self.store.db().begin_write()?;
+        let w = self.store.db()?.begin_write()?;
         let state = {
             let prev = self.states.get(&exp).cloned();
             let state = recount(&w, exp, arms, prev.as_ref())?;
@@ -186,7 +186,7 @@ impl Ctx<'_> {
         if let Some(exp) = self.broken.iter().next() {
             return Err(StoreError::StateUnreadable { experiment: *exp });
         }
-        let w = self.store.db().begin_write()?;
+        let w = self.store.db()?.begin_write()?;
         {
             let mut t = w.open_table(BANDIT)?;
             for (exp, st) in self.states.iter() {
@@ -223,7 +223,7 @@ pub fn load_states(
     store: &Store,
     key: &StateKey,
 ) -> StoreResult<(HashMap<Uuid, BanditState>, HashSet<Uuid>)> {
-    let r = store.db().begin_read()?;
+    let r = store.db()?.begin_read()?;
     let t = r.open_table(BANDIT)?;
     let mut ok = HashMap::new();
     let mut broken = HashSet::new();
@@ -307,7 +307,7 @@ pub fn check(
     arms: usize,
 ) -> StoreResult<(Option<BanditState>, BanditState)> {
     // A write transaction gives one consistent view of records and state; it is aborted.
-    let w = store.db().begin_write()?;
+    let w = store.db()?.begin_write()?;
     let stored = match w.open_table(BANDIT)?.get(exp.as_u128())? {
         Some(v) => Some(
             key.open(exp.as_bytes(), v.value())
@@ -348,6 +348,7 @@ impl Writer {
             live: live.clone(),
             opts,
             stop: None,
+            last_recovery: None,
         };
         let handle = std::thread::Builder::new()
             .name("samplit-writer".into())
@@ -443,7 +444,12 @@ struct Thread {
     live: Live,
     opts: WriterOptions,
     stop: Option<Reply<()>>,
+    /// When the last reopen after an I/O failure was tried.
+    last_recovery: Option<Instant>,
 }
+
+/// How often an unavailable store is reopened and tried again.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
 
 enum Hot {
     Assign {
@@ -475,7 +481,9 @@ impl Thread {
     fn run(&mut self) {
         let tick = self.opts.refresh_interval.max(Duration::from_millis(10));
         loop {
-            let first = match self.rx.recv_timeout(tick) {
+            self.recover_if_due();
+            let wait = if self.store.healthy() { tick } else { tick.min(RECOVERY_INTERVAL / 4) };
+            let first = match self.rx.recv_timeout(wait) {
                 Ok(op) => Some(op),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -492,11 +500,13 @@ impl Thread {
                 }
             }
             if !hot.is_empty() {
+                self.recover_if_due();
                 self.commit(std::mem::take(&mut hot));
             }
             self.refresh_due();
             // Under traffic the next batch carries refreshed weights; when idle, write them now.
-            if idle && !self.unpersisted.is_empty() {
+            // While the store cannot write they wait for its recovery (or the next batch).
+            if idle && !self.unpersisted.is_empty() && self.store.healthy() {
                 self.commit(Vec::new());
             }
             if self.stop.is_some() {
@@ -533,6 +543,9 @@ impl Thread {
         match op {
             Op::Register { exp, meta, reply } => {
                 let r = self.register(exp, meta);
+                if let Err(e) = &r {
+                    self.store.note(e);
+                }
                 let _ = reply.send(r);
             }
             Op::Forget { exp, reply } => {
@@ -552,7 +565,11 @@ impl Thread {
                     broken: &mut self.broken,
                     live: &self.live,
                 };
-                let _ = reply.send(f(&mut ctx));
+                let r = f(&mut ctx);
+                if let Err(e) = &r {
+                    self.store.note(e);
+                }
+                let _ = reply.send(r);
             }
             Op::Stop { reply } => self.stop = Some(reply),
             Op::Refresh { exp, reply } => {
@@ -574,7 +591,7 @@ impl Thread {
         }
         if !self.states.contains_key(&exp) {
             let st = BanditState::new(meta.arms, meta.initial_weights.clone());
-            let w = self.store.db().begin_write()?;
+            let w = self.store.db()?.begin_write()?;
             {
                 w.open_table(BANDIT)?
                     .insert(exp.as_u128(), seal(&self.key, exp, &st).as_slice())?;
@@ -633,8 +650,12 @@ impl Thread {
             }
             Err(e) => {
                 tracing::error!(error = %e, "batch commit failed; nothing in it was acknowledged");
+                self.store.note(&e);
                 for op in ops {
-                    let err = StoreError::Db(e.to_string());
+                    let err = match &e {
+                        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+                        other => StoreError::Db(other.to_string()),
+                    };
                     match op {
                         Hot::Assign { reply, .. } => {
                             let _ = reply.send(Err(err));
@@ -653,7 +674,7 @@ impl Thread {
         ops: &[Hot],
         staged: &mut HashMap<Uuid, BanditState>,
     ) -> StoreResult<Vec<Outcome>> {
-        let w = self.store.db().begin_write()?;
+        let w = self.store.db()?.begin_write()?;
         let mut outcomes = Vec::with_capacity(ops.len());
         {
             // Every record of this batch carries its number, so an export can ask for exactly
@@ -798,6 +819,45 @@ impl Thread {
         Ok(outcomes)
     }
 
+    /// While the store is unavailable, at most once per `RECOVERY_INTERVAL`: reopens the
+    /// file, proves a write goes through, and takes the stored states back (a commit that
+    /// failed may still have reached the file), then marks the store healthy again.
+    fn recover_if_due(&mut self) {
+        if self.store.healthy()
+            || self.last_recovery.is_some_and(|t| t.elapsed() < RECOVERY_INTERVAL)
+        {
+            return;
+        }
+        self.last_recovery = Some(Instant::now());
+        let tried = self
+            .store
+            .reopen(Duration::from_millis(500))
+            .and_then(|()| probe_write(&self.store))
+            .and_then(|()| load_states(&self.store, &self.key));
+        let (stored, _) = match tried {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::warn!(error = %e, "the store still cannot write; trying again shortly");
+                return;
+            }
+        };
+        for (exp, mut st) in stored {
+            let Some(mem) = self.states.get(&exp) else { continue };
+            // Weights refreshed since the last commit are this thread's own news.
+            if mem.weights_version >= st.weights_version {
+                st.weights = mem.weights.clone();
+                st.weights_version = mem.weights_version;
+            }
+            st.refreshed_at = st.refreshed_at.max(mem.refreshed_at);
+            if self.metas.contains_key(&exp) {
+                self.live.publish(exp, snapshot(&st));
+            }
+            self.states.insert(exp, st);
+        }
+        self.store.mark_healthy();
+        tracing::info!("the store can write again");
+    }
+
     fn stage<'a>(
         &self,
         staged: &'a mut HashMap<Uuid, BanditState>,
@@ -842,6 +902,19 @@ impl Thread {
     }
 }
 
+/// A small durable write (then its removal), so a reopened store is only called healthy once
+/// a commit goes through.
+fn probe_write(store: &Store) -> StoreResult<()> {
+    const PROBE_KEY: &str = "write_probe";
+    let w = store.db()?.begin_write()?;
+    w.open_table(META)?.insert(PROBE_KEY, vec![0u8; 64 * 1024].as_slice())?;
+    w.commit()?;
+    let w = store.db()?.begin_write()?;
+    w.open_table(META)?.remove(PROBE_KEY)?;
+    w.commit()?;
+    Ok(())
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -851,7 +924,7 @@ pub fn now_ms() -> i64 {
 
 /// Reads the stored weight history of an experiment: `(version, weights)`, oldest first.
 pub fn weight_history(store: &Store, exp: Uuid) -> StoreResult<Vec<(u32, Vec<f64>)>> {
-    let r = store.db().begin_read()?;
+    let r = store.db()?.begin_read()?;
     let t = r.open_table(WEIGHT_HISTORY)?;
     let id = exp.as_u128();
     let mut out = Vec::new();

@@ -69,6 +69,20 @@ impl TestApp {
         app
     }
 
+    /// Starts a server over the given data dir (which the caller owns and removes).
+    pub fn spawn_in(dir: PathBuf, env: &[(&str, &str)]) -> TestApp {
+        let mut app = TestApp {
+            child: None,
+            base: String::new(),
+            dir,
+            _temp: None,
+            agent: agent(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        };
+        app.start();
+        app
+    }
+
     /// Starts (or restarts) the server over the same data dir.
     pub fn start(&mut self) {
         let mut cmd = Command::new(BIN);
