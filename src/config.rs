@@ -16,6 +16,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub writer: WriterConfig,
     pub webhooks: WebhooksConfig,
+    pub outbound: OutboundConfig,
     pub log: LogConfig,
 }
 
@@ -160,6 +161,15 @@ pub struct WebhooksConfig {
     pub ca_file: String,
 }
 
+/// Every server-side fetch (webhook deliveries, and the installation check and editor proxy
+/// to come) goes through one client with these rules.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Allow loopback, private and other special-purpose addresses (tests, intranets).
+    pub allow_private: bool,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -209,6 +219,7 @@ impl Default for Config {
             },
             writer: WriterConfig { max_batch: 2048, max_queue: 50_000 },
             webhooks: WebhooksConfig { allow_private: false, ca_file: String::new() },
+            outbound: OutboundConfig { allow_private: false },
             log: LogConfig { level: "info".into(), format: "text".into() },
         }
     }
@@ -372,6 +383,12 @@ impl Config {
     }
 
     /// The base URL that snippets and the banner use.
+    /// Whether server-side fetches may reach special-purpose addresses: `outbound.allow_private`,
+    /// or the older `webhooks.allow_private`, which keeps working.
+    pub fn outbound_allows_private(&self) -> bool {
+        self.outbound.allow_private || self.webhooks.allow_private
+    }
+
     pub fn public_url(&self) -> String {
         if self.server.public_url.is_empty() {
             format!("http://{}", self.server.bind)

@@ -54,3 +54,15 @@ fn allow_private_allows_them_all() {
     }
     assert_eq!(app.get("/api/v1/webhooks", Some(&t)).body["total"], SPECIAL.len());
 }
+
+#[test]
+fn outbound_allow_private_is_the_same_switch() {
+    let app = TestApp::spawn_with(&[("SAMPLIT_OUTBOUND__ALLOW_PRIVATE", "true")]);
+    let t = app.register("a@example.com");
+    let r = app.post(
+        "/api/v1/webhooks",
+        Some(&t),
+        &json!({"url": "http://127.0.0.1:9/hook", "events": ["experiment.started"]}),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+}

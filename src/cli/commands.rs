@@ -532,7 +532,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     let bind = config.server.bind.clone();
     let data_dir = config.data_dir().to_path_buf();
     // Before opening anything: a bad webhooks.ca_file stops the start with its name.
-    let webhook_client = crate::service::outbound::client(&config.webhooks)?;
+    let webhook_client = crate::service::outbound::client(&config)?;
     let services = Services::open(config).await?;
     let listener = tokio::net::TcpListener::bind(&bind)
         .await

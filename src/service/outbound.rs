@@ -10,6 +10,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::config::Config;
+#[cfg(test)]
 use crate::config::WebhooksConfig;
 
 /// Connect and answer timeout of one outbound request.
@@ -110,7 +112,7 @@ pub async fn check_url(url: &str, allow_private: bool) -> Result<(), String> {
     }
     if !allow_private && addrs.iter().any(|a| special_purpose(a.ip())) {
         return Err("resolves to a loopback, private or other special-purpose address (set \
-             webhooks.allow_private to allow)"
+             outbound.allow_private to allow)"
             .into());
     }
     Ok(())
@@ -213,7 +215,9 @@ fn roots(ca_file: &str) -> Result<rustls::RootCertStore, ClientError> {
 
 /// Builds the client once, at start-up. Certificates are always verified, against
 /// the public roots and `webhooks.ca_file`; there is no switch to turn that off.
-pub fn client(config: &WebhooksConfig) -> Result<Client, ClientError> {
+pub fn client(config: &Config) -> Result<Client, ClientError> {
+    let allow_private = config.outbound_allows_private();
+    let config = &config.webhooks;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -221,7 +225,7 @@ pub fn client(config: &WebhooksConfig) -> Result<Client, ClientError> {
         .with_no_client_auth();
     let mut http =
         hyper_util::client::legacy::connect::HttpConnector::new_with_resolver(GuardedResolver {
-            allow_private: config.allow_private,
+            allow_private,
         });
     http.enforce_http(false);
     http.set_connect_timeout(Some(TIMEOUT));
@@ -412,7 +416,9 @@ mod tests {
     fn a_bad_ca_file_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let with = |ca_file: &std::path::Path| {
-            let c = WebhooksConfig { allow_private: false, ca_file: ca_file.display().to_string() };
+            let mut c = Config::default();
+            c.webhooks =
+                WebhooksConfig { allow_private: false, ca_file: ca_file.display().to_string() };
             client(&c).err().map(|e| e.to_string()).unwrap_or_default()
         };
         let missing = dir.path().join("nope.pem");
@@ -426,7 +432,6 @@ mod tests {
             .unwrap();
         let e = with(&broken);
         assert!(e.contains("broken.pem") && e.contains("certificate 1"), "{e}");
-        let none = WebhooksConfig { allow_private: false, ca_file: String::new() };
-        assert!(client(&none).is_ok(), "the built-in roots alone");
+        assert!(client(&Config::default()).is_ok(), "the built-in roots alone");
     }
 }

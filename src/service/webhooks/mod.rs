@@ -136,7 +136,7 @@ impl Webhooks {
     /// Refuses URLs that resolve to loopback or private addresses unless allowed; checked
     /// at creation and again before every delivery (DNS can change).
     pub(super) async fn check_target(&self, url: &str) -> AppResult<()> {
-        outbound::check_url(url, self.config.webhooks.allow_private)
+        outbound::check_url(url, self.config.outbound_allows_private())
             .await
             .map_err(|m| AppError::validation("url", m))
     }
