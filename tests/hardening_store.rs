@@ -70,3 +70,71 @@ fn settled_weights_stop_growing_the_audit_trail() {
         "far fewer versions once weights settle: {updates} versus {every} publishing every change"
     );
 }
+
+/// Overwrites `n` runs of 16 pseudo-random bytes at seeded offsets past the file's header.
+fn damage(file: &std::path::Path, n: usize, seed: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let len = std::fs::metadata(file).unwrap().len();
+    let mut f = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    let mut x = seed;
+    let mut next = move || {
+        // xorshift64*
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    for _ in 0..n {
+        let at = 8192 + next() % (len - 8192 - 16);
+        let bytes: Vec<u8> = (0..16).map(|_| next() as u8).collect();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&bytes).unwrap();
+    }
+    f.sync_all().unwrap();
+}
+
+#[test]
+fn a_damaged_file_is_refused_and_the_message_names_the_restore() {
+    let mut app = TestApp::spawn();
+    let t = app.register("a@example.com");
+    let sk = app.site_key(&t);
+    let id = app.running_ab(&t, ab_body("kept"))["id"].as_str().unwrap().to_string();
+    for i in 0..1500 {
+        assert_eq!(app.assign(&sk, &id, &format!("u{i}")).status, 200);
+    }
+    let backup = app.dir.parent().unwrap().join("backup");
+    let (code, out, err) = app.cli(&["backup", backup.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{out}{err}");
+    app.stop();
+
+    // A clean file passes the check and is served.
+    let (code, out, err) = app.cli(&["check"], None);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let file = app.dir.join(samplit::store::DB_FILE);
+    eprintln!("data file: {} bytes", std::fs::metadata(&file).unwrap().len());
+    damage(&file, 24, 0x5eed_1234);
+
+    let out = std::process::Command::new(common::BIN)
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(&app.dir)
+        .env("SAMPLIT_LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success(), "a damaged file must not be served: {text}");
+    assert!(text.contains("damaged") && text.contains("samplit restore"), "{text}");
+    assert!(!text.contains("panicked"), "refused, not crashed: {text}");
+
+    let (code, out, err) = app.cli(&["check"], None);
+    assert_ne!(code, 0, "samplit check reports the damage: {out}{err}");
+    assert!(err.contains("damaged") && err.contains("samplit restore"), "{out}{err}");
+
+    // The recovery the message names works.
+    let (code, out, err) = app.cli(&["restore", backup.to_str().unwrap(), "--force"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    app.start();
+    let a = app.get(&format!("/api/v1/analytics/experiments/{id}"), Some(&t)).body;
+    assert_eq!(a["visitors"], 1500, "the restored data is served: {a}");
+}

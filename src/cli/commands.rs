@@ -463,8 +463,13 @@ async fn restore(backup: &std::path::Path, force: bool, data: &DataArgs) -> Resu
             )
             .into());
         }
-        // Holding the store proves no other process uses it right now.
-        drop(crate::store::Store::open(&dir)?);
+        // Holding the store proves no other process uses it right now. A damaged file is
+        // what a restore is for: redb held its lock while it found the damage.
+        match crate::store::Store::open(&dir) {
+            Ok(store) => drop(store),
+            Err(crate::store::StoreError::Damaged { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
         std::fs::rename(&target, dir.join(format!("{DB_FILE}.before-restore")))?;
     }
     std::fs::create_dir_all(&dir)?;

@@ -33,6 +33,15 @@ pub enum StoreError {
     Locked(PathBuf),
     #[error("store error: {0}")]
     Db(String),
+    /// The data file fails redb's integrity check (pages altered outside redb): serving it
+    /// could answer wrong data or fail requests at random.
+    #[error(
+        "the data file {} is damaged ({detail}) and is not served; stop any process using it \
+         and restore the latest backup with `samplit restore BACKUP --force` (the damaged file \
+         is kept aside)",
+        path.display()
+    )]
+    Damaged { path: PathBuf, detail: String },
     #[error("corrupt record in {table}: {message}")]
     Corrupt { table: &'static str, message: String },
     #[error(
@@ -111,13 +120,21 @@ impl Store {
             .create(dir)
             .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
-        // A bounded page cache keeps memory flat however large the file grows.
-        let db = Database::builder().set_cache_size(32 * 1024 * 1024).create(&path).map_err(
-            |e| match e {
+        // A bounded page cache keeps memory flat however large the file grows. redb checks
+        // and repairs a file that was not closed cleanly on its own; a clean file altered
+        // since (a bad disk, a stray write) would be trusted and could panic on read, so every
+        // open verifies the checksum of every committed page (about 1 ms per MB when cached).
+        let db = Database::builder()
+            .set_cache_size(32 * 1024 * 1024)
+            .set_check_integrity_on_open(true)
+            .create(&path)
+            .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Locked(dir.to_path_buf()),
+                redb::DatabaseError::Storage(redb::StorageError::Corrupted(detail)) => {
+                    StoreError::Damaged { path: path.clone(), detail }
+                }
                 other => StoreError::Db(other.to_string()),
-            },
-        )?;
+            })?;
         let store = Store { db: Arc::new(db), path };
         store.migrate()?;
         store.ensure_instance_id()?;
