@@ -138,3 +138,31 @@ fn a_damaged_file_is_refused_and_the_message_names_the_restore() {
     let a = app.get(&format!("/api/v1/analytics/experiments/{id}"), Some(&t)).body;
     assert_eq!(a["visitors"], 1500, "the restored data is served: {a}");
 }
+
+#[test]
+fn compact_on_a_stopped_data_dir_keeps_the_data() {
+    let mut app = TestApp::spawn();
+    let t = app.register("a@example.com");
+    let sk = app.site_key(&t);
+    let id = app.running_ab(&t, ab_body("compacted"))["id"].as_str().unwrap().to_string();
+    let n = 2000;
+    for i in 0..n {
+        assert_eq!(app.assign(&sk, &id, &format!("u{i}")).status, 200);
+    }
+    let (code, _, err) = app.cli(&["compact"], None);
+    assert_ne!(code, 0, "refused while the server holds the data dir");
+    assert!(err.contains("stop it before compacting"), "{err}");
+    app.stop();
+    let (code, out, err) = app.cli(&["compact"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("compacted"), "{out}");
+    eprintln!("{n} assignments: {}", out.trim());
+    app.start();
+    let a = app.get(&format!("/api/v1/analytics/experiments/{id}"), Some(&t)).body;
+    assert_eq!(a["visitors"], n, "{a}");
+    // Sticky assignments are still there.
+    let again = app.assign(&sk, &id, "u7");
+    assert_eq!(again.status, 200);
+    let (code, out, err) = app.cli(&["check"], None);
+    assert_eq!(code, 0, "{out}{err}");
+}

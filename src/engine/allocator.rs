@@ -59,8 +59,12 @@ pub fn material_change(old: &[f64], new: &[f64], min: f64) -> bool {
     if old.len() != new.len() {
         return true;
     }
-    // `!(d < min)` so that a non-finite weight always counts as a move.
-    if old.iter().zip(new).any(|(a, b)| a != b && !((a - b).abs() < min)) {
+    // A non-finite weight always counts as a move.
+    let moved = |(a, b): (&f64, &f64)| {
+        let d = (a - b).abs();
+        a != b && (d.is_nan() || d >= min)
+    };
+    if old.iter().zip(new).any(moved) {
         return true;
     }
     leader(old) != leader(new)

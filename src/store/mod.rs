@@ -145,6 +145,24 @@ impl Store {
         &self.path
     }
 
+    /// Compacts the data file of `dir` in place (pages freed by copy-on-write commits are
+    /// given back to the file system): the file's size before and after. Needs the data dir
+    /// to itself, so it fails with `Locked` while a server holds it.
+    pub fn compact(dir: &Path) -> StoreResult<(u64, u64)> {
+        let path = dir.join(DB_FILE);
+        if !path.is_file() {
+            return Err(StoreError::Db(format!("{} holds no data file", dir.display())));
+        }
+        let before = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let store = Store::open(dir)?;
+        let mut db = Arc::into_inner(store.db)
+            .ok_or_else(|| StoreError::Db("the data file is still in use".into()))?;
+        while db.compact()? {}
+        drop(db);
+        let after = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        Ok((before, after))
+    }
+
     pub(crate) fn db(&self) -> &Database {
         &self.db
     }
