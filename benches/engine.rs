@@ -27,6 +27,7 @@ fn decision(c: &mut Criterion) {
             max_batch: 1024,
             max_queue: 100_000,
             refresh_interval: std::time::Duration::from_millis(100),
+            min_weight_change: samplit::engine::allocator::MIN_WEIGHT_CHANGE,
         },
     );
     let exp = uuid::Uuid::new_v4();

@@ -134,6 +134,9 @@ pub struct EngineConfig {
     pub burn_in: u64,
     /// Least time between two weight refreshes of one experiment.
     pub refresh_interval_ms: u64,
+    /// Least absolute move of some arm's weight that publishes a new weights version (and
+    /// its audit entry); a change of the leading arm always does.
+    pub min_weight_change: f64,
     /// Probability of being best the leader needs before a winner may be declared.
     pub prob_best_threshold: f64,
     /// Expected-loss threshold (absolute conversion rate) for the recommendation.
@@ -213,6 +216,7 @@ impl Default for Config {
                 floor: 0.01,
                 burn_in: 0,
                 refresh_interval_ms: 1000,
+                min_weight_change: crate::engine::allocator::MIN_WEIGHT_CHANGE,
                 prob_best_threshold: 0.95,
                 loss_threshold: 0.001,
                 min_sample: 100,
@@ -332,6 +336,9 @@ impl Config {
         }
         if !(0.0..0.5).contains(&self.engine.floor) {
             return Err(bad("engine.floor", "must be in [0, 0.5)"));
+        }
+        if !(0.0..0.5).contains(&self.engine.min_weight_change) {
+            return Err(bad("engine.min_weight_change", "must be in [0, 0.5)"));
         }
         if !(self.engine.prob_best_threshold > 0.5 && self.engine.prob_best_threshold < 1.0) {
             return Err(bad("engine.prob_best_threshold", "must be in (0.5, 1)"));

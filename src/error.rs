@@ -147,7 +147,9 @@ impl From<crate::store::StoreError> for AppError {
             // this is the same refusal found later, by the store.
             S::AlreadyExists(_) => Code::ValidationFailed,
             S::Locked(_) | S::Busy(_) | S::Unavailable(_) => Code::ServerBusy,
-            S::Db(_) | S::Corrupt { .. } | S::TooNew { .. } | S::WriterGone => Code::Internal,
+            S::Db(_) | S::Damaged { .. } | S::Corrupt { .. } | S::TooNew { .. } | S::WriterGone => {
+                Code::Internal
+            }
         };
         AppError::new(code, e.to_string())
     }

@@ -130,6 +130,13 @@ pub enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Compact the data file: give back to the file system the space of pages that earlier
+    /// commits freed (the server must be stopped; the data is unchanged)
+    #[command(after_help = "Example:\n  samplit compact --data-dir ./data")]
+    Compact {
+        #[command(flatten)]
+        data: DataArgs,
+    },
     /// Restore a backup into the data dir (refuses while a server uses it)
     #[command(
         after_help = "Example:\n  samplit restore /var/backups/samplit-2026-11-24 --data-dir ./data"

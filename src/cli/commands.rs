@@ -316,6 +316,7 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
             println!("start it with: samplit serve --data-dir {}", out.display());
         }
         Command::Restore { backup, force, data } => restore(&backup, force, &data).await?,
+        Command::Compact { data } => compact(&data).await?,
         Command::Export(ExportCommand::Postgres { url, schema, full, batch_rows, data }) => {
             let bar = progress_bar();
             let b = bar.clone();
@@ -454,6 +455,32 @@ fn simulate(
     Ok(())
 }
 
+/// Compacts a stopped data dir in place, with a spinner (redb reports no progress).
+async fn compact(data: &DataArgs) -> Result<(), Failure> {
+    let loaded = load_config(data, None)?;
+    let dir = loaded.config.data_dir().to_path_buf();
+    if admin_socket::call(&dir, &AdminRequest::UserList, &mut |_| {}).await.is_some() {
+        return Err(format!(
+            "a server is running on {}; stop it before compacting (the file must not change meanwhile)",
+            dir.display()
+        )
+        .into());
+    }
+    let bar = indicatif::ProgressBar::new_spinner()
+        .with_message(format!("compacting {}", dir.join(crate::store::DB_FILE).display()));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let d = dir.clone();
+    let r = tokio::task::spawn_blocking(move || crate::store::Store::compact(&d)).await;
+    bar.finish_and_clear();
+    let (before, after) = r.map_err(|e| e.to_string())??;
+    println!(
+        "compacted {}: {before} bytes -> {after} bytes ({} bytes given back)",
+        dir.display(),
+        before.saturating_sub(after)
+    );
+    Ok(())
+}
+
 async fn restore(backup: &std::path::Path, force: bool, data: &DataArgs) -> Result<(), Failure> {
     use crate::service::secrets::{JWT_FILE, STATE_FILE};
     use crate::store::DB_FILE;
@@ -477,8 +504,13 @@ async fn restore(backup: &std::path::Path, force: bool, data: &DataArgs) -> Resu
             )
             .into());
         }
-        // Holding the store proves no other process uses it right now.
-        drop(crate::store::Store::open(&dir)?);
+        // Holding the store proves no other process uses it right now. A damaged file is
+        // what a restore is for: redb held its lock while it found the damage.
+        match crate::store::Store::open(&dir) {
+            Ok(store) => drop(store),
+            Err(crate::store::StoreError::Damaged { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
         std::fs::rename(&target, dir.join(format!("{DB_FILE}.before-restore")))?;
     }
     std::fs::create_dir_all(&dir)?;

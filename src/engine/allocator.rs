@@ -46,6 +46,41 @@ pub fn adaptive_weights(counts: &[ArmCounts], floor: f64, burn_in: u64) -> Vec<f
     floor_weights(&stats::prob_best(&posts), floor)
 }
 
+/// The least absolute move of one arm's weight that publishes a new weights version
+/// (half a percentage point), unless `engine.min_weight_change` says otherwise.
+pub const MIN_WEIGHT_CHANGE: f64 = 0.005;
+
+/// Whether `new` weights differ materially from `old`, i.e. are worth a new weights version
+/// (and its weight-history row and audit entry): the number of arms differs, some arm's
+/// weight moved by at least `min` (absolute), or the leader (the arm with the largest
+/// weight, first on ties) changed. Smaller moves keep the current version, so a settled
+/// experiment stops writing a version per refresh.
+pub fn material_change(old: &[f64], new: &[f64], min: f64) -> bool {
+    if old.len() != new.len() {
+        return true;
+    }
+    // A non-finite weight always counts as a move.
+    let moved = |(a, b): (&f64, &f64)| {
+        let d = (a - b).abs();
+        a != b && (d.is_nan() || d >= min)
+    };
+    if old.iter().zip(new).any(moved) {
+        return true;
+    }
+    leader(old) != leader(new)
+}
+
+/// The arm with the largest weight, the first on ties; None for no arms.
+fn leader(w: &[f64]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, &x) in w.iter().enumerate() {
+        if best.is_none_or(|b| x > w[b]) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
 /// One decision: the visitor's hash against the current weights. None: outside coverage.
 #[inline]
 pub fn decide(seed: &str, user_id: &str, weights: &[f64], coverage: f64) -> Option<usize> {
@@ -74,5 +109,25 @@ mod tests {
         assert!(w[1] > 0.9, "{w:?}");
         let w = adaptive_weights(&c, 0.01, 2000);
         assert_eq!(w, vec![0.5, 0.5], "burn-in keeps equal weights");
+    }
+
+    #[test]
+    fn only_material_changes_publish() {
+        let m = MIN_WEIGHT_CHANGE;
+        assert!(!material_change(&[0.2, 0.8], &[0.2, 0.8], m), "equal weights");
+        assert!(!material_change(&[0.2, 0.8], &[0.2049, 0.7951], m), "below the threshold");
+        assert!(material_change(&[0.2, 0.8], &[0.205, 0.795], m), "at the threshold");
+        assert!(material_change(&[0.2, 0.8], &[0.3, 0.7], m));
+        assert!(material_change(&[0.5, 0.5], &[0.5], m), "arms added or removed");
+        // A tiny move that swaps the leader publishes.
+        assert!(material_change(&[0.501, 0.499], &[0.499, 0.501], m));
+        // From equal weights (a tie: arm 0 leads) to a hair above for arm 1: a new leader.
+        assert!(material_change(&[0.5, 0.5], &[0.4999, 0.5001], m));
+        assert!(!material_change(&[0.5001, 0.4999], &[0.5002, 0.4998], m));
+        // Non-finite weights never compare as small moves.
+        assert!(material_change(&[0.5, 0.5], &[f64::NAN, 0.5], m));
+        // A zero threshold publishes every change, as before.
+        assert!(material_change(&[0.2, 0.8], &[0.2000001, 0.7999999], 0.0));
+        assert!(!material_change(&[0.2, 0.8], &[0.2, 0.8], 0.0));
     }
 }

@@ -23,6 +23,7 @@ use axum::response::IntoResponse;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
@@ -135,6 +136,9 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             AppError::new(Code::MethodNotAllowed, "method not allowed on this path")
         })
+        // Once, around everything but the outer layer, so a panic (a store bug, a damaged
+        // file) still gets its request id, headers and JSON body.
+        .layer(CatchPanicLayer::custom(panic_answer))
         .layer(AroundLayer { metrics: state.metrics.clone(), production })
         .with_state(state)
 }
@@ -290,6 +294,18 @@ fn finish(
     tracing::trace!(%method, %path, status = status.as_u16(), micros = elapsed.as_micros() as u64, "request");
 }
 
+/// The answer to a request whose handler panicked: our 500 `INTERNAL` (the body is
+/// rendered by `AroundLayer`), with the panic logged instead of a dropped connection.
+fn panic_answer(err: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let what = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(panic = what, "a request handler panicked");
+    AppError::internal("internal error").into_response()
+}
+
 fn plain_text(res: &axum::response::Response) -> bool {
     res.headers().get(header::CONTENT_TYPE).is_none_or(|v| v.as_bytes().starts_with(b"text/plain"))
 }
@@ -398,4 +414,36 @@ fn is_connection_error(e: &std::io::Error) -> bool {
         e.kind(),
         ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_our_json_500() {
+        async fn boom() -> &'static str {
+            panic!("store exploded")
+        }
+        let app: Router = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/fine", axum::routing::get(|| async { "ok" }))
+            .layer(CatchPanicLayer::custom(panic_answer))
+            .layer(AroundLayer { metrics: Arc::new(Metrics::default()), production: true });
+        let res = app
+            .clone()
+            .oneshot(Request::builder().uri("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/json");
+        assert!(res.headers().contains_key("x-request-id"));
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "INTERNAL", "{v}");
+        assert!(!v.to_string().contains("exploded"), "the panic message stays in the log: {v}");
+        let ok = app.oneshot(Request::builder().uri("/fine").body(Body::empty()).unwrap());
+        assert_eq!(ok.await.unwrap().status(), StatusCode::OK, "the server keeps serving");
+    }
 }

@@ -99,6 +99,7 @@ impl Services {
             max_batch: config.writer.max_batch,
             max_queue: config.writer.max_queue,
             refresh_interval: Duration::from_millis(config.engine.refresh_interval_ms),
+            min_weight_change: config.engine.min_weight_change,
         };
         let (writer, handle) = Writer::start(store.clone(), key, states, broken, opts);
         let catalog = Arc::new(Catalog::default());

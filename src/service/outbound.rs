@@ -416,9 +416,9 @@ mod tests {
     fn a_bad_ca_file_names_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let with = |ca_file: &std::path::Path| {
-            let mut c = Config::default();
-            c.webhooks =
+            let webhooks =
                 WebhooksConfig { allow_private: false, ca_file: ca_file.display().to_string() };
+            let c = Config { webhooks, ..Config::default() };
             client(&c).err().map(|e| e.to_string()).unwrap_or_default()
         };
         let missing = dir.path().join("nope.pem");

@@ -132,6 +132,8 @@ pub struct WriterOptions {
     pub max_batch: usize,
     pub max_queue: usize,
     pub refresh_interval: Duration,
+    /// Least weight move that publishes a new weights version (`allocator::material_change`).
+    pub min_weight_change: f64,
 }
 
 /// What an `exec` closure may touch: the store, the writer's states and key.
@@ -892,7 +894,9 @@ impl Thread {
             let w =
                 allocator::adaptive_weights(&counting::arm_counts(st), meta.floor, meta.burn_in);
             st.refreshed_at = now;
-            if w != st.weights {
+            // Only a material change is a new version (history row, audit entry); the
+            // counters are persisted with their batch either way.
+            if allocator::material_change(&st.weights, &w, self.opts.min_weight_change) {
                 st.weights = w;
                 st.weights_version += 1;
                 self.unpersisted.insert(exp);
@@ -950,6 +954,7 @@ mod tests {
             max_batch: 16,
             max_queue: 2,
             refresh_interval: Duration::from_millis(100),
+            min_weight_change: 0.005,
         };
         let (writer, _h) =
             Writer::start(store, StateKey::new(&[5u8; 32]), HashMap::new(), HashSet::new(), opts);
