@@ -320,3 +320,29 @@ fn the_config_files_log_format_takes_effect() {
         assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
     }
 }
+
+#[test]
+fn production_refuses_long_but_predictable_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("data");
+    let prod = ("SAMPLIT_SERVER__MODE".to_string(), "production".to_string());
+    let good_key = "3f9c1b7e5a2d48f0c6e1b9a7d3f5c2e8a1b4d6f8e0c3a5b7d9f1e2c4a6b8d0f3";
+    for jwt in ["a".repeat(64), "0123456789abcdef".repeat(4), "1234567890".repeat(4)] {
+        let env = vec![
+            prod.clone(),
+            ("SAMPLIT_AUTH__JWT_SECRET".to_string(), jwt.clone()),
+            ("SAMPLIT_STATE__ENCRYPTION_KEY".to_string(), good_key.to_string()),
+        ];
+        let (code, _, err) = run_cli(&["serve", "--bind", "127.0.0.1:0"], &d, None, &env);
+        assert_ne!(code, 0, "{jwt} was accepted");
+        assert!(err.contains("jwt_secret is weak"), "{err}");
+    }
+    let env = vec![
+        prod.clone(),
+        ("SAMPLIT_AUTH__JWT_SECRET".to_string(), "kQ7vL2pX9mZ4rT8wY1nB6cF3hJ5sD0gE".to_string()),
+        ("SAMPLIT_STATE__ENCRYPTION_KEY".to_string(), "0123456789abcdef".repeat(4)),
+    ];
+    let (code, _, err) = run_cli(&["serve", "--bind", "127.0.0.1:0"], &d, None, &env);
+    assert_ne!(code, 0);
+    assert!(err.contains("state.encryption_key is predictable"), "{err}");
+}

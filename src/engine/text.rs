@@ -108,6 +108,34 @@ pub fn weak_password(password: &str) -> Option<&'static str> {
     None
 }
 
+/// Whether a configured secret is too predictable to trust: few distinct symbols, a block
+/// repeated (`abcabc…`, `0123456789abcdef0123…`), mostly runs (`aaaa`, `abcd`, `1234`), or
+/// under about 96 bits by its symbol frequencies (32 random hex characters give ~110,
+/// `openssl rand -hex 32` ~240). A length rule alone let `aaaa…` through.
+pub fn predictable_secret(secret: &[u8]) -> bool {
+    let n = secret.len();
+    if n < 16 {
+        return true;
+    }
+    let mut counts = [0usize; 256];
+    for &b in secret {
+        counts[usize::from(b)] += 1;
+    }
+    let distinct = counts.iter().filter(|&&c| c > 0).count();
+    let bits: f64 = counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n as f64;
+            -p * p.log2()
+        })
+        .sum::<f64>()
+        * n as f64;
+    let periodic = (1..=n / 2).any(|p| (p..n).all(|i| secret[i] == secret[i - p]));
+    let steps = secret.windows(2).filter(|w| w[0].abs_diff(w[1]) <= 1).count();
+    distinct < 8 || bits < 96.0 || periodic || steps * 2 >= n
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +209,26 @@ mod tests {
             assert_eq!(e.field, "description");
             assert!(e.message.contains("other than newline and tab"), "{}", e.message);
         }
+    }
+
+    #[test]
+    fn predictable_secrets_are_told_from_random_ones() {
+        for weak in [
+            "a".repeat(64),
+            "ab".repeat(32),
+            "0123456789abcdef".repeat(4),
+            "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyz".to_string(),
+            "1234567890123456789012345678901234567890".to_string(),
+            "secretsecretsecretsecretsecret12".to_string(),
+            "short".to_string(),
+        ] {
+            assert!(predictable_secret(weak.as_bytes()), "{weak}");
+        }
+        // What `openssl rand -hex 32` and `-hex 16`, or a password manager, produce.
+        assert!(!predictable_secret(b"d2c5e8a1f4b7093c6e9f2a5d8b1c4e7f"));
+        assert!(!predictable_secret(
+            b"3f9c1b7e5a2d48f0c6e1b9a7d3f5c2e8a1b4d6f8e0c3a5b7d9f1e2c4a6b8d0f3"
+        ));
+        assert!(!predictable_secret(b"kQ7#vL2pX9mZ4rT8wY1nB6cF3hJ5sD0g"));
     }
 }

@@ -30,9 +30,13 @@ pub fn load(config: &Config) -> Result<Secrets, SecretError> {
     let prod = config.production();
     let jwt = &config.auth.jwt_secret;
     let jwt = if !jwt.is_empty() {
-        if jwt.len() < 32 || WEAK.iter().any(|w| jwt.eq_ignore_ascii_case(w)) {
+        if jwt.len() < 32
+            || WEAK.iter().any(|w| jwt.eq_ignore_ascii_case(w))
+            || crate::engine::text::predictable_secret(jwt.as_bytes())
+        {
             let msg = "auth.jwt_secret is weak: use at least 32 random characters \
-                       (for example `openssl rand -hex 32`)";
+                       (for example `openssl rand -hex 32`); repeated blocks, runs such as \
+                       `aaaa` or `1234` and few distinct characters do not count as random";
             if prod {
                 return Err(SecretError::Refused(msg.into()));
             }
@@ -67,6 +71,13 @@ pub fn load(config: &Config) -> Result<Secrets, SecretError> {
     })?;
     if state.iter().all(|&b| b == state[0]) {
         return Err(SecretError::Refused("state.encryption_key is trivially weak".into()));
+    }
+    if prod && !key.is_empty() && crate::engine::text::predictable_secret(key.trim().as_bytes()) {
+        return Err(SecretError::Refused(
+            "state.encryption_key is predictable (a repeated block, runs or few distinct \
+             digits): generate one with `openssl rand -hex 32`"
+                .into(),
+        ));
     }
     Ok(Secrets { jwt, state })
 }
