@@ -8,7 +8,7 @@ mod common;
 use common::{TestApp, ab_body};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,30 +64,12 @@ fn receiver(delay: Duration) -> (String, Receiver) {
 }
 
 fn read_request(tcp: &std::net::TcpStream) -> Option<Got> {
-    let mut reader = BufReader::new(tcp);
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return None;
-    }
-    let (mut len, mut delivery, mut sig) = (0usize, String::new(), String::new());
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        let value = line.split_once(':').map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-        if lower.starts_with("content-length:") {
-            len = value.parse().unwrap_or(0);
-        } else if lower.starts_with("x-samplit-delivery:") {
-            delivery = value;
-        } else if lower.starts_with("x-samplit-signature:") {
-            sig = value;
-        }
-    }
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).ok()?;
-    Some(Got { delivery, sig, body: String::from_utf8_lossy(&body).into_owned() })
+    let req = common::http_request::read_request(BufReader::new(tcp))?;
+    Some(Got {
+        delivery: req.header("x-samplit-delivery").to_string(),
+        sig: req.header("x-samplit-signature").to_string(),
+        body: String::from_utf8_lossy(&req.body).into_owned(),
+    })
 }
 
 fn signed_with(secret: &str, g: &Got) -> bool {

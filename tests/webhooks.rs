@@ -7,7 +7,7 @@ mod common;
 use common::{TestApp, ab_body};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,34 +62,13 @@ fn serve_hooks(
 
 /// Reads one request from `s` and answers `status`; None if no request came.
 fn answer(mut s: impl Read + Write, status: &str) -> Option<(String, String, Value)> {
-    let mut reader = BufReader::new(&mut s);
-    let (mut len, mut event, mut sig) = (0usize, String::new(), String::new());
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
-        return None;
-    }
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-            break;
-        }
-        let lower = line.to_ascii_lowercase();
-        let value = line.split_once(':').map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-        if lower.starts_with("content-length:") {
-            len = value.parse().unwrap_or(0);
-        } else if lower.starts_with("x-samplit-event:") {
-            event = value;
-        } else if lower.starts_with("x-samplit-signature:") {
-            sig = value;
-        }
-    }
-    let mut body = vec![0u8; len];
-    let _ = reader.read_exact(&mut body);
-    drop(reader);
+    let req = common::http_request::read_request(BufReader::new(&mut s))?;
     let _ = write!(s, "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
     let _ = s.flush();
-    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    Some((event, format!("{sig}|{}", String::from_utf8_lossy(&body)), v))
+    let v: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let signed =
+        format!("{}|{}", req.header("x-samplit-signature"), String::from_utf8_lossy(&req.body));
+    Some((req.header("x-samplit-event").to_string(), signed, v))
 }
 
 /// A test CA and a server certificate it signed for `localhost` and 127.0.0.1: the CA as PEM

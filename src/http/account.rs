@@ -162,13 +162,7 @@ async fn create_user(
     ApiJson(b): ApiJson<RegisterBody>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     p.require_admin()?;
-    let role = match b.role.as_deref() {
-        None => None,
-        Some(r) => Some(
-            Role::parse(r)
-                .ok_or_else(|| AppError::validation("role", "must be admin or member"))?,
-        ),
-    };
+    let role = parse_role(b.role.as_deref())?;
     let new =
         NewUser { email: b.email, password: b.password, name: b.name, role, may_be_admin: true };
     let u = s.services.accounts.create_user(new, false, &p.user.email).await?;
@@ -206,13 +200,7 @@ async fn patch_user(
     ApiJson(b): ApiJson<UserPatchBody>,
 ) -> ApiResult<Json<UserView>> {
     p.require_admin()?;
-    let role = match b.role.as_deref() {
-        None => None,
-        Some(r) => Some(
-            Role::parse(r)
-                .ok_or_else(|| AppError::validation("role", "must be admin or member"))?,
-        ),
-    };
+    let role = parse_role(b.role.as_deref())?;
     let change = UserChange { disabled: b.disabled, role, name: b.name };
     let u = s.services.accounts.patch_user(&p, user_id(&id)?, change).await?;
     Ok(Json(UserView::from(&u)))
@@ -259,4 +247,10 @@ async fn revoke_key(
 
 async fn installations(State(s): State<AppState>, Auth(p): Auth) -> Json<Installation> {
     Json(s.services.accounts.installation(&p))
+}
+
+/// An optional role from a request body; anything but a known role is refused.
+fn parse_role(r: Option<&str>) -> ApiResult<Option<Role>> {
+    r.map(|r| Role::parse(r).ok_or_else(|| AppError::validation("role", "must be admin or member")))
+        .transpose()
 }

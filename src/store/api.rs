@@ -152,10 +152,6 @@ pub trait WebhookStore {
     fn webhook(&self, id: Uuid) -> StoreResult<Option<Webhook>>;
     fn deliveries(&self, webhook: Uuid) -> StoreResult<Vec<Delivery>>;
     fn due_deliveries(&self, now: i64) -> StoreResult<Vec<Delivery>>;
-    fn insert_webhook(
-        &self,
-        hook: Webhook,
-    ) -> impl Future<Output = StoreResult<()>> + Send + 'static;
     fn delete_webhook(&self, id: Uuid) -> impl Future<Output = StoreResult<()>> + Send + 'static;
     /// Queues deliveries; with `mark`, only the first time that `(experiment, event)` is
     /// marked. Answers whether anything was queued.
@@ -340,12 +336,6 @@ impl WebhookStore for Store {
     }
     fn due_deliveries(&self, now: i64) -> StoreResult<Vec<Delivery>> {
         Store::due_deliveries(self, now)
-    }
-    fn insert_webhook(
-        &self,
-        hook: Webhook,
-    ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
-        committing(self, move |s| s.insert_webhook(&hook))
     }
     fn delete_webhook(&self, id: Uuid) -> impl Future<Output = StoreResult<()>> + Send + 'static {
         committing(self, move |s| s.delete_webhook(id))

@@ -92,13 +92,6 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 impl Store {
-    pub(in crate::store) fn insert_webhook(&self, hook: &Webhook) -> StoreResult<()> {
-        let w = self.db()?.begin_write()?;
-        w.open_table(WEBHOOKS)?.insert(hook.id.as_u128(), json(hook).as_slice())?;
-        w.commit()?;
-        Ok(())
-    }
-
     pub(in crate::store) fn webhooks(&self, owner: Option<Uuid>) -> StoreResult<Vec<Webhook>> {
         let r = self.db()?.begin_read()?;
         let t = r.open_table(WEBHOOKS)?;

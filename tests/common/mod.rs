@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod http_request;
 pub mod xlsx_read;
 
 use serde_json::{Value, json};
