@@ -10,15 +10,18 @@
 //! Then the scale check: 1,000,000 stored assignments, the analytics latency, the server's
 //! RSS, and the start-up time over that data.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Instant;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use support::{agent, post, setup, start_samplit};
 
 const BODY: &str = r#"{"experiment_id":"00000000-0000-0000-0000-000000000000","assignment_id":"00000000-0000-0000-0000-000000000000","new":false,"variants":[{"element_id":"x","variant_name":"B","content":{"text":"Get yours"}}]}"#;
 
@@ -49,96 +52,6 @@ fn plain_hyper() -> String {
         });
     });
     format!("http://{addr}")
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-fn start_samplit(dir: &std::path::Path) -> (Server, Duration) {
-    let t0 = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_samplit"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("SAMPLIT_LIMITS__TRACKER_PER_IP", "0")
-        .env("SAMPLIT_LIMITS__TRACKER_PER_SITE", "0")
-        .env("SAMPLIT_LIMITS__API_PER_TOKEN", "0")
-        .env("SAMPLIT_LIMITS__LOGIN_PER_IP", "0")
-        .env("SAMPLIT_LOG__LEVEL", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start samplit");
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let mut base = String::new();
-    for line in out.lines().map_while(Result::ok) {
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            base = rest.split_whitespace().next().unwrap().to_string();
-            break;
-        }
-    }
-    let agent = agent();
-    while agent.get(format!("{base}/health")).call().is_err() {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    (Server { child, base }, t0.elapsed())
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        let _ = self.child.wait();
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
-}
-
-fn post(base: &str, path: &str, token: Option<&str>, body: serde_json::Value) -> serde_json::Value {
-    let mut req = agent().post(format!("{base}{path}")).header("content-type", "application/json");
-    if let Some(t) = token {
-        req = req.header("authorization", format!("Bearer {t}"));
-    }
-    let mut r = req.send(body.to_string()).expect("request");
-    serde_json::from_str(&r.body_mut().read_to_string().unwrap_or_default()).unwrap_or_default()
-}
-
-fn setup(base: &str) -> (String, String, String) {
-    use serde_json::json;
-    post(
-        base,
-        "/api/v1/auth/register",
-        None,
-        json!({"email": "load@example.com", "password": "load test password"}),
-    );
-    let tok = post(
-        base,
-        "/api/v1/auth/token",
-        None,
-        json!({"email": "load@example.com", "password": "load test password"}),
-    )["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut r = agent()
-        .get(format!("{base}/api/v1/auth/me"))
-        .header("authorization", format!("Bearer {tok}"))
-        .call()
-        .unwrap();
-    let me: serde_json::Value =
-        serde_json::from_str(&r.body_mut().read_to_string().unwrap()).unwrap();
-    let site = me["site_key"].as_str().unwrap().to_string();
-    let exp = post(
-        base,
-        "/api/v1/experiments",
-        Some(&tok),
-        json!({"name": "load", "selector": "#cta",
-        "variants": [{"name": "A", "content": {"text": "a"}}, {"name": "B", "content": {"text": "b"}}]}),
-    );
-    let id = exp["id"].as_str().unwrap().to_string();
-    post(base, &format!("/api/v1/experiments/{id}/start"), Some(&tok), json!({}));
-    (tok, site, id)
 }
 
 struct Wrk {
@@ -218,7 +131,7 @@ fn main() {
     post(
         &server.base,
         "/api/v1/tracker/assign/batch",
-        None,
+        Some(&tok),
         serde_json::json!({"site_key": site, "experiment_id": id, "user_ids": users}),
     );
     let sticky_lua = format!(
@@ -280,22 +193,7 @@ fn main() {
     if std::env::var("LOAD_SKIP_SCALE").is_ok() {
         return;
     }
-    let t0 = Instant::now();
-    let mut done = 0u64;
-    let target = 1_000_000u64;
-    let mut i = 0u64;
-    while done < target {
-        let ids: Vec<String> = (0..10_000).map(|j| format!("scale-{i}-{j}")).collect();
-        post(
-            &server.base,
-            "/api/v1/tracker/assign/batch",
-            None,
-            serde_json::json!({"site_key": site, "experiment_id": id, "user_ids": ids}),
-        );
-        done += 10_000;
-        i += 1;
-    }
-    let fill = t0.elapsed();
+    let fill = support::fill(&server.base, &tok, &site, &id, 1_000_000);
     let a = agent();
     let mut times = Vec::new();
     for _ in 0..50 {

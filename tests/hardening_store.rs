@@ -150,6 +150,8 @@ fn compact_on_a_stopped_data_dir_keeps_the_data() {
     for i in 0..n {
         assert_eq!(app.assign(&sk, &id, &format!("u{i}")).status, 200);
     }
+    let before = app.assign(&sk, &id, "u7").body;
+    assert_eq!(app.convert(&sk, &id, "u8").body["recorded"], true);
     let (code, _, err) = app.cli(&["compact"], None);
     assert_ne!(code, 0, "refused while the server holds the data dir");
     assert!(err.contains("stop it before compacting"), "{err}");
@@ -161,9 +163,14 @@ fn compact_on_a_stopped_data_dir_keeps_the_data() {
     app.start();
     let a = app.get(&format!("/api/v1/analytics/experiments/{id}"), Some(&t)).body;
     assert_eq!(a["visitors"], n, "{a}");
-    // Sticky assignments are still there.
+    assert_eq!(a["conversions"], 1, "{a}");
+    // Sticky assignments are still there, with their ids, and the conversion counts once.
     let again = app.assign(&sk, &id, "u7");
     assert_eq!(again.status, 200);
+    assert_eq!(again.body["assignment_id"], before["assignment_id"]);
+    assert_eq!(again.body["variants"], before["variants"]);
+    assert_eq!(again.body["new"], false);
+    assert_eq!(app.convert(&sk, &id, "u8").body["recorded"], false);
     let (code, out, err) = app.cli(&["check"], None);
     assert_eq!(code, 0, "{out}{err}");
 }

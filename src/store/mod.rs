@@ -8,11 +8,12 @@ pub mod backup;
 pub mod records;
 pub mod scan;
 pub mod tables;
+pub mod usage;
 pub mod webhooks;
 pub mod writer;
 
 use records::{ApiKey, AssignmentRec, ConversionRec, User};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -24,7 +25,7 @@ use crate::engine::model::Experiment;
 
 pub const DB_FILE: &str = "samplit.redb";
 /// The schema this build writes. Opening an older file runs the steps in `migrate`.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -234,9 +235,10 @@ impl Store {
         &self.path
     }
 
-    /// Compacts the data file of `dir` in place (pages freed by copy-on-write commits are
-    /// given back to the file system): the file's size before and after. Needs the data dir
-    /// to itself, so it fails with `Locked` while a server holds it.
+    /// Compacts the data file of `dir` in place: the big tables are rewritten in key order
+    /// (full leaves; see `repack`), then the pages freed by copy-on-write commits are given
+    /// back to the file system. The file's size before and after. Needs the data dir to
+    /// itself, so it fails with `Locked` while a server holds it.
     pub fn compact(dir: &Path) -> StoreResult<(u64, u64)> {
         let path = dir.join(DB_FILE);
         if !path.is_file() {
@@ -248,6 +250,8 @@ impl Store {
         let mut db = taken
             .and_then(Arc::into_inner)
             .ok_or_else(|| StoreError::Db("the data file is still in use".into()))?;
+        repack(&db, ASSIGNMENTS, tables::ASSIGNMENTS_REPACK)?;
+        repack(&db, CONVERSIONS, tables::CONVERSIONS_REPACK)?;
         while db.compact()? {}
         drop(db);
         let after = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -349,6 +353,9 @@ impl Store {
             // has just made.
             if (1..5).contains(&found) {
                 migrate_v4_to_v5(&w)?;
+            }
+            if (1..6).contains(&found) {
+                migrate_v5_to_v6(&w)?;
             }
             let mut meta = w.open_table(META)?;
             meta.insert(SCHEMA_KEY, SCHEMA_VERSION.to_le_bytes().as_slice())?;
@@ -728,7 +735,10 @@ impl Store {
         let r = self.db()?.begin_read()?;
         let t = r.open_table(ASSIGNMENTS)?;
         t.get((exp.as_u128(), user))?
-            .map(|v| postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e)))
+            .map(|v| {
+                records::decode_assignment(exp.as_u128(), user, v.value())
+                    .map_err(|e| corrupt("assignments", e))
+            })
             .transpose()
     }
 
@@ -746,8 +756,8 @@ impl Store {
         for row in t.range((id, "")..(id + 1, ""))? {
             let (k, v) = row?;
             let (_, user) = k.value();
-            let rec: AssignmentRec =
-                postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e))?;
+            let rec = records::decode_assignment(id, user, v.value())
+                .map_err(|e| corrupt("assignments", e))?;
             let c = conv
                 .get((id, user, PRIMARY_GOAL))?
                 .map(|v| postcard::from_bytes::<ConversionRec>(v.value()))
@@ -799,6 +809,84 @@ fn read_u32(b: &[u8]) -> u32 {
     b.get(..4).and_then(|s| s.try_into().ok()).map(u32::from_le_bytes).unwrap_or(0)
 }
 
+/// Schema 6 leaves out the assignment id that the key determines; records made before keep
+/// the random id they were given, so ids already handed out (and exported) stay the same.
+fn migrate_v5_to_v6(w: &redb::WriteTransaction) -> StoreResult<()> {
+    let n = rewrite_assignments(w, |exp, user, v| {
+        let o: records::AssignmentRecV5 =
+            postcard::from_bytes(v).map_err(|e| corrupt("assignments", e))?;
+        let rec = AssignmentRec {
+            id: o.id,
+            arm: o.arm,
+            weights_version: o.weights_version,
+            propensity: o.propensity,
+            at: o.at,
+            seq: o.seq,
+        };
+        Ok(records::encode_assignment(exp, user, &rec))
+    })?;
+    if n > 0 {
+        tracing::info!(records = n, "rewrote assignments in the schema 6 format");
+    }
+    Ok(())
+}
+
+/// Replaces every assignment's value with `f(experiment, user, old value)`, in chunks so
+/// memory stays flat on big files (all in the caller's transaction). The rows rewritten.
+fn rewrite_assignments(
+    w: &redb::WriteTransaction,
+    f: impl Fn(u128, &str, &[u8]) -> StoreResult<Vec<u8>>,
+) -> StoreResult<u64> {
+    use std::ops::Bound;
+    const CHUNK: usize = 20_000;
+    let mut n = 0u64;
+    let mut asg = w.open_table(ASSIGNMENTS)?;
+    let mut after: Option<(u128, String)> = None;
+    loop {
+        let mut rows: Vec<((u128, String), Vec<u8>)> = Vec::with_capacity(CHUNK);
+        let lower = match &after {
+            Some((e, u)) => Bound::Excluded((*e, u.as_str())),
+            None => Bound::Unbounded,
+        };
+        for row in asg.range::<(u128, &str)>((lower, Bound::Unbounded))?.take(CHUNK) {
+            let (k, v) = row?;
+            let (exp, user) = k.value();
+            rows.push(((exp, user.to_string()), f(exp, user, v.value())?));
+        }
+        let Some((last, _)) = rows.last() else { break };
+        after = Some(last.clone());
+        n += rows.len() as u64;
+        for ((exp, user), bytes) in &rows {
+            asg.insert((*exp, user.as_str()), bytes.as_slice())?;
+        }
+    }
+    Ok(n)
+}
+
+/// Rewrites one table in key order into a fresh one that takes its name, in one
+/// transaction (a crash leaves the old table whole). Visitors arrive in random key order,
+/// so the B-tree's leaves sit about two-thirds full; redb packs an ascending load into full
+/// leaves, and an experiment that no longer takes visitors keeps its range packed.
+fn repack<K: redb::Key + 'static, V: redb::Value + 'static>(
+    db: &Database,
+    table: TableDefinition<K, V>,
+    scratch: TableDefinition<K, V>,
+) -> StoreResult<()> {
+    let w = db.begin_write()?;
+    {
+        let src = w.open_table(table)?;
+        let mut dst = w.open_table(scratch)?;
+        for row in src.iter()? {
+            let (k, v) = row?;
+            dst.insert(k.value(), v.value())?;
+        }
+    }
+    w.delete_table(table)?;
+    w.rename_table(scratch, table)?;
+    w.commit()?;
+    Ok(())
+}
+
 /// Schema 1 kept site keys only inside user records; schema 2 indexes them so the tracker
 /// finds a site's owner without a scan.
 fn migrate_v1_to_v2(w: &redb::WriteTransaction) -> StoreResult<()> {
@@ -816,40 +904,21 @@ fn migrate_v1_to_v2(w: &redb::WriteTransaction) -> StoreResult<()> {
 /// Older records all count as commit 1, the first an export sends. One transaction (a crash
 /// leaves schema 4 whole), rewritten in chunks so memory stays flat on big files.
 fn migrate_v4_to_v5(w: &redb::WriteTransaction) -> StoreResult<()> {
-    use records::{AssignmentRecV4, ConversionRecV4};
+    use records::{AssignmentRecV4, AssignmentRecV5, ConversionRecV4};
     use std::ops::Bound;
     const CHUNK: usize = 20_000;
-    let mut n = 0u64;
-    let mut asg = w.open_table(ASSIGNMENTS)?;
-    let mut after: Option<(u128, String)> = None;
-    loop {
-        let mut rows: Vec<((u128, String), Vec<u8>)> = Vec::with_capacity(CHUNK);
-        let lower = match &after {
-            Some((e, u)) => Bound::Excluded((*e, u.as_str())),
-            None => Bound::Unbounded,
+    let mut n = rewrite_assignments(w, |_, _, v| {
+        let o: AssignmentRecV4 = postcard::from_bytes(v).map_err(|e| corrupt("assignments", e))?;
+        let rec = AssignmentRecV5 {
+            id: o.id,
+            arm: o.arm,
+            weights_version: o.weights_version,
+            propensity: o.propensity,
+            at: o.at,
+            seq: 1,
         };
-        for row in asg.range::<(u128, &str)>((lower, Bound::Unbounded))?.take(CHUNK) {
-            let (k, v) = row?;
-            let (exp, user) = k.value();
-            let o: AssignmentRecV4 =
-                postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e))?;
-            let rec = AssignmentRec {
-                id: o.id,
-                arm: o.arm,
-                weights_version: o.weights_version,
-                propensity: o.propensity,
-                at: o.at,
-                seq: 1,
-            };
-            rows.push(((exp, user.to_string()), postcard::to_allocvec(&rec).expect("serializes")));
-        }
-        let Some((last, _)) = rows.last() else { break };
-        after = Some(last.clone());
-        n += rows.len() as u64;
-        for ((exp, user), bytes) in &rows {
-            asg.insert((*exp, user.as_str()), bytes.as_slice())?;
-        }
-    }
+        Ok(postcard::to_allocvec(&rec).expect("serializes"))
+    })?;
     let mut conv = w.open_table(CONVERSIONS)?;
     let mut after: Option<(u128, String, String)> = None;
     loop {

@@ -56,8 +56,8 @@ impl Store {
         for row in t.range::<(u128, &str)>((lower, Bound::Unbounded))? {
             let (k, v) = row?;
             let (exp, user) = k.value();
-            let rec: AssignmentRec =
-                postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e))?;
+            let rec = super::records::decode_assignment(exp, user, v.value())
+                .map_err(|e| corrupt("assignments", e))?;
             page.scanned += 1;
             page.last = Some((exp, user.to_string()));
             if range.contains(rec.seq) {

@@ -21,6 +21,11 @@ pub const BANDIT: TableDefinition<u128, &[u8]> = TableDefinition::new("bandit_st
 pub const ASSIGNMENTS: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("assignments");
 pub const CONVERSIONS: TableDefinition<(u128, &str, &str), &[u8]> =
     TableDefinition::new("conversions");
+/// Where `samplit compact` rewrites those two in key order before renaming them back.
+pub const ASSIGNMENTS_REPACK: TableDefinition<(u128, &str), &[u8]> =
+    TableDefinition::new("assignments.repack");
+pub const CONVERSIONS_REPACK: TableDefinition<(u128, &str, &str), &[u8]> =
+    TableDefinition::new("conversions.repack");
 /// `(experiment, hour since epoch, arm) -> (allocations, conversions)`.
 pub const TIMESERIES: TableDefinition<(u128, i64, u32), (u64, u64)> =
     TableDefinition::new("timeseries");

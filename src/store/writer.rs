@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::records::{AssignmentRec, BanditState, ConversionRec, EXCLUDED};
+use super::records::{
+    AssignmentRec, BanditState, ConversionRec, EXCLUDED, assignment_id, decode_assignment,
+    encode_assignment,
+};
 use super::tables::*;
 use super::webhooks::Webhook;
 use super::{Store, StoreError, StoreResult, corrupt};
@@ -280,8 +283,7 @@ fn recount(
     for row in asg.range((id, "")..(id + 1, ""))? {
         let (k, v) = row?;
         let (_, user) = k.value();
-        let rec: AssignmentRec =
-            postcard::from_bytes(v.value()).map_err(|e| corrupt("assignments", e))?;
+        let rec = decode_assignment(id, user, v.value()).map_err(|e| corrupt("assignments", e))?;
         let arm = (!rec.excluded()).then_some(usize::from(rec.arm));
         let seen = match weights_at.get(&rec.weights_version) {
             Some(ws) => Seen::Weights(ws),
@@ -704,7 +706,7 @@ impl Thread {
                         }
                         let key = (exp.as_u128(), user.as_str());
                         if let Some(v) = asg.get(key)? {
-                            let rec = postcard::from_bytes(v.value())
+                            let rec = decode_assignment(key.0, key.1, v.value())
                                 .map_err(|e| corrupt("assignments", e))?;
                             outcomes.push(Outcome::Assign(Ok(AssignOutcome::Existing(rec))));
                             continue;
@@ -716,7 +718,7 @@ impl Thread {
                             continue;
                         };
                         let rec = AssignmentRec {
-                            id: rand::random(),
+                            id: assignment_id(key.0, key.1),
                             arm: arm.map(|a| a as u16).unwrap_or(EXCLUDED),
                             weights_version: weights.version,
                             propensity: arm.and_then(|a| weights.w.get(a).copied()).unwrap_or(0.0),
@@ -737,7 +739,7 @@ impl Thread {
                                 .or_default()
                                 .0 += 1;
                         }
-                        let bytes = postcard::to_allocvec(&rec).expect("record serializes");
+                        let bytes = encode_assignment(key.0, key.1, &rec);
                         asg.insert(key, bytes.as_slice())?;
                         outcomes.push(Outcome::Assign(Ok(AssignOutcome::New(rec))));
                     }
@@ -747,7 +749,7 @@ impl Thread {
                             outcomes.push(Outcome::Convert(Ok(ConvertOutcome::NotAssigned)));
                             continue;
                         };
-                        let rec: AssignmentRec = postcard::from_bytes(v.value())
+                        let rec = decode_assignment(key.0, key.1, v.value())
                             .map_err(|e| corrupt("assignments", e))?;
                         drop(v);
                         if rec.excluded() {
