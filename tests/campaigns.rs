@@ -487,6 +487,13 @@ fn cli_campaign_wave_prints_a_csv_for_a_mail_tool() {
     assert_eq!(list.body["total"], 2);
     assert_eq!(list.body["items"][1]["new_recipients"], 1);
 
+    // A full wave of long ids goes over the admin socket too (well over 1 MiB of request).
+    let long: Vec<String> = (0..10_000).map(|i| format!("{i:0>120}")).collect();
+    std::fs::write(&file, long.join("\n")).unwrap();
+    let (code, out, err) = app.cli(&args, None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count(), 10_001);
+
     let (code, _, err) = app.cli(
         &["campaign", "wave", "--experiment", "nope", "--recipients", file.to_str().unwrap()],
         None,
