@@ -501,3 +501,19 @@ fn cli_campaign_wave_prints_a_csv_for_a_mail_tool() {
     assert_ne!(code, 0);
     assert!(err.contains("experiment"), "{err}");
 }
+
+#[test]
+fn open_and_click_urls_are_rate_limited_like_the_tracker() {
+    let app = TestApp::spawn_with(&[("SAMPLIT_LIMITS__TRACKER_PER_IP", "2")]);
+    let token = app.register("owner@example.com");
+    let exp = running_campaign(&app, &token, "click");
+    let sent = wave(&app, &token, &exp, &ids("r", 1), &["https://shop.example/"]);
+    let click = app.url(path_of(sent["recipients"][0]["links"][0].as_str().unwrap()));
+    let statuses: Vec<u16> = (0..30).map(|_| raw_get(&click).0).collect();
+    assert!(statuses.contains(&302), "{statuses:?}");
+    assert!(statuses.contains(&429), "a burst is limited: {statuses:?}");
+    let r = app.get(path_of(sent["recipients"][0]["open_url"].as_str().unwrap()), None);
+    if r.status == 429 {
+        assert!(r.header("retry-after").is_some());
+    }
+}
