@@ -13,7 +13,9 @@ use crate::service::admin::AdminRequest;
 use crate::service::{ProgressEvent, Services};
 
 pub const SOCKET_FILE: &str = "admin.sock";
-const MAX_LINE: u64 = 1024 * 1024;
+/// The longest request line: a campaign wave carries up to 10,000 recipient ids of up to
+/// 128 characters each (up to 4 bytes a character), well over 1 MiB at the extreme.
+const MAX_LINE: u64 = 8 * 1024 * 1024;
 
 pub fn path(data_dir: &Path) -> PathBuf {
     data_dir.join(SOCKET_FILE)

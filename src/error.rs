@@ -65,6 +65,10 @@ error_codes! {
     InvalidTransition => "INVALID_TRANSITION", 409;
     ExpNotRunning => "EXP_NOT_RUNNING", 409;
     ExpNotDraft => "EXP_NOT_DRAFT", 409;
+    /// Waves are sent for `type: campaign` experiments only.
+    ExpNotCampaign => "EXP_NOT_CAMPAIGN", 409;
+    /// A campaign open pixel or click link that Samplit did not sign (forged or altered).
+    InvalidToken => "INVALID_TOKEN", 404;
     ValidationFailed => "VALIDATION_FAILED", 422;
     RateLimited => "RATE_LIMITED", 429;
     StateUnreadable => "STATE_UNREADABLE", 503;

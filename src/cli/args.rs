@@ -111,6 +111,9 @@ pub enum Command {
         #[command(flatten)]
         data: DataArgs,
     },
+    /// Email and push campaigns: send waves of recipients
+    #[command(subcommand)]
+    Campaign(CampaignCommand),
     /// Verify the audit trail
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -124,7 +127,7 @@ pub enum Command {
     Backup {
         /// Directory to create the copy in (must not hold a data file)
         out: PathBuf,
-        /// Leave out jwt.key and state.key (the copy then needs the secrets from elsewhere)
+        /// Leave out jwt.key, state.key and link.key (the copy then needs the secrets from elsewhere)
         #[arg(long)]
         without_secrets: bool,
         #[command(flatten)]
@@ -275,6 +278,35 @@ pub enum ConfigCommand {
     Show {
         #[arg(long, value_name = "ADDR")]
         bind: Option<String>,
+        #[command(flatten)]
+        data: DataArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CampaignCommand {
+    /// Assign a wave of recipients under the campaign's current weights and print, as CSV,
+    /// what to send each one: user_id, variant_name, subject (content.text), body
+    /// (content.html), open_url (put it in an <img>), then link_1..link_N (the --link URLs
+    /// rewritten to count clicks)
+    #[command(
+        after_help = "The recipients file holds one id per line, or CSV whose first column is the id (a first line `user_id`, `id`, `email` or `recipient` is taken as a header). At most 10,000 recipients per wave; a recipient sent to before keeps their variant.
+
+Examples:
+  samplit campaign wave --experiment 0b6f2c1e-... --recipients list.txt > wave1.csv
+  samplit campaign wave --experiment 0b6f2c1e-... --recipients users.csv \
+      --link https://shop.example/sale --link https://shop.example/help > wave2.csv"
+    )]
+    Wave {
+        /// The campaign experiment's id (it must be running)
+        #[arg(long, value_name = "ID")]
+        experiment: String,
+        /// File of recipient ids ("-" reads stdin)
+        #[arg(long, value_name = "FILE")]
+        recipients: PathBuf,
+        /// A link the message contains (http or https); repeat for several
+        #[arg(long = "link", value_name = "URL")]
+        links: Vec<String>,
         #[command(flatten)]
         data: DataArgs,
     },

@@ -17,6 +17,7 @@ use crate::service::admin::{
     AdminRequest, AuditReport, BackupReport, CheckOutcome, CheckReport, ExperimentRow, Listing,
     RepairReport, RotateReport,
 };
+use crate::service::campaigns::WaveAnswer;
 use crate::service::csv_dump::CsvExport;
 use crate::service::pg_export::PgExport;
 
@@ -353,6 +354,25 @@ pub async fn run_admin_command(cmd: Command) -> Result<(), Failure> {
             }
             println!("written to {}", out.display());
         }
+        Command::Campaign(CampaignCommand::Wave { experiment, recipients, links, data }) => {
+            let text = if recipients.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())?
+            } else {
+                std::fs::read_to_string(&recipients)
+                    .map_err(|e| format!("cannot read {}: {e}", recipients.display()))?
+            };
+            let recipients = super::campaign::read_recipients(&text);
+            if recipients.is_empty() {
+                return Err(Failure {
+                    message: "the recipients file names no one".into(),
+                    code: 2,
+                });
+            }
+            let req = AdminRequest::CampaignWave { experiment, recipients, links };
+            let v: WaveAnswer = admin(&data, req).await?;
+            print!("{}", super::campaign::wave_csv(&v));
+            eprintln!("wave {}: {} recipients", v.wave, v.recipients.len());
+        }
         Command::Audit(AuditCommand::Verify { data }) => {
             let v: AuditReport = admin(&data, AdminRequest::AuditVerify).await?;
             if !v.ok {
@@ -482,7 +502,7 @@ async fn compact(data: &DataArgs) -> Result<(), Failure> {
 }
 
 async fn restore(backup: &std::path::Path, force: bool, data: &DataArgs) -> Result<(), Failure> {
-    use crate::service::secrets::{JWT_FILE, STATE_FILE};
+    use crate::service::secrets::{JWT_FILE, LINK_FILE, STATE_FILE};
     use crate::store::DB_FILE;
     let loaded = load_config(data, None)?;
     let dir = loaded.config.data_dir().to_path_buf();
@@ -515,7 +535,7 @@ async fn restore(backup: &std::path::Path, force: bool, data: &DataArgs) -> Resu
     }
     std::fs::create_dir_all(&dir)?;
     std::fs::copy(&src, &target)?;
-    for name in [JWT_FILE, STATE_FILE] {
+    for name in [JWT_FILE, STATE_FILE, LINK_FILE] {
         let from = backup.join(name);
         if from.is_file() {
             let text = std::fs::read_to_string(&from)?;

@@ -7,13 +7,14 @@
 //! their answers, `logging` sets up stderr logging.
 
 mod args;
+mod campaign;
 mod commands;
 pub mod logging;
 pub mod render;
 
 pub use args::{
-    AuditCommand, Cli, Command, ConfigCommand, DataArgs, ExperimentCommand, ExportCommand,
-    KeysCommand, ServeArgs, UserCommand,
+    AuditCommand, CampaignCommand, Cli, Command, ConfigCommand, DataArgs, ExperimentCommand,
+    ExportCommand, KeysCommand, ServeArgs, UserCommand,
 };
 pub use commands::{Failure, admin, load_config, run_admin_command, serve};
 pub use render::print_json;

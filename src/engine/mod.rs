@@ -2,6 +2,7 @@
 //! and state encryption. Tested and benchmarked alone.
 
 pub mod allocator;
+pub mod campaign;
 pub mod counting;
 pub mod crypto;
 pub mod decision;

@@ -20,6 +20,16 @@ const MAX_TEXT: usize = 64 * 1024;
 pub enum ExpType {
     AbTest,
     MultiElement,
+    /// Email or push: variants are subject lines and bodies, sent in waves.
+    Campaign,
+}
+
+/// How a campaign reaches its recipients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Push,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -121,9 +131,19 @@ pub struct Content {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Goal {
-    Click { selector: String },
-    Pageview { url: String },
-    Custom { name: String },
+    /// On a page, a click on `selector`; in a campaign (no selector), a click on a link.
+    Click {
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        selector: String,
+    },
+    Pageview {
+        url: String,
+    },
+    Custom {
+        name: String,
+    },
+    /// A campaign message opened (its open pixel loaded).
+    Open,
 }
 
 impl Goal {
@@ -133,6 +153,7 @@ impl Goal {
             Goal::Click { .. } => "click",
             Goal::Pageview { .. } => "pageview",
             Goal::Custom { name } => name,
+            Goal::Open => "open",
         }
     }
 }
@@ -163,6 +184,9 @@ pub struct Experiment {
     pub description: String,
     #[serde(rename = "type")]
     pub exp_type: ExpType,
+    /// Campaigns only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
     pub allocation: Allocation,
     pub status: Status,
     pub traffic_allocation: f64,
@@ -310,6 +334,8 @@ pub struct ExperimentInput {
     pub description: Option<String>,
     #[serde(rename = "type")]
     pub exp_type: Option<ExpType>,
+    /// `email` or `push`; required for (and only for) `type: campaign`.
+    pub channel: Option<Channel>,
     pub allocation: Option<Allocation>,
     pub traffic_allocation: Option<f64>,
     #[serde(default, deserialize_with = "double_option")]
@@ -354,6 +380,7 @@ impl ExperimentInput {
     /// keep their sticky answers).
     pub fn touches_structure(&self) -> bool {
         self.exp_type.is_some()
+            || self.channel.is_some()
             || self.allocation.is_some()
             || self.selector.is_some()
             || self.variants.is_some()
@@ -383,6 +410,7 @@ pub fn build(
         name,
         description: String::new(),
         exp_type: input.exp_type.unwrap_or(ExpType::AbTest),
+        channel: None,
         allocation: Allocation::Adaptive,
         status: Status::Draft,
         traffic_allocation: 1.0,
@@ -400,7 +428,7 @@ pub fn build(
     };
     if input.variants.is_none() && input.elements.is_none() {
         let field = match exp.exp_type {
-            ExpType::AbTest => "variants",
+            ExpType::AbTest | ExpType::Campaign => "variants",
             ExpType::MultiElement => "elements",
         };
         return Err(invalid(field, "is required"));
@@ -432,6 +460,9 @@ pub fn apply(
         }
         exp.exp_type = t;
     }
+    if let Some(c) = input.channel {
+        exp.channel = Some(c);
+    }
     if let Some(a) = input.allocation {
         exp.allocation = a;
     }
@@ -452,14 +483,22 @@ pub fn apply(
     if let Some(g) = input.goal {
         if let Some(g) = &g {
             let (field, value) = match g {
-                Goal::Click { selector } => ("goal.selector", selector),
-                Goal::Pageview { url } => ("goal.url", url),
-                Goal::Custom { name } => ("goal.name", name),
+                Goal::Click { selector } => ("goal.selector", Some(selector)),
+                Goal::Pageview { url } => ("goal.url", Some(url)),
+                Goal::Custom { name } => ("goal.name", Some(name)),
+                Goal::Open => ("goal.type", None),
             };
-            if value.trim().is_empty() || value.len() > 2048 {
-                return Err(invalid(field, "must be 1 to 2048 characters"));
+            // A campaign's click is on one of its links: it names no selector.
+            let campaign_click = exp.exp_type == ExpType::Campaign
+                && matches!(g, Goal::Click { selector } if selector.is_empty());
+            if let Some(value) = value
+                && !campaign_click
+            {
+                if value.trim().is_empty() || value.len() > 2048 {
+                    return Err(invalid(field, "must be 1 to 2048 characters"));
+                }
+                text::check_label(field, value)?;
             }
-            text::check_label(field, value)?;
         }
         exp.goal = g;
     }
@@ -480,11 +519,11 @@ pub fn apply(
     }
 
     match exp.exp_type {
-        ExpType::AbTest => {
+        ExpType::AbTest | ExpType::Campaign => {
             if input.elements.is_some() {
                 return Err(invalid(
                     "elements",
-                    "is for multi_element; an ab_test takes `variants`",
+                    "is for multi_element; an ab_test or a campaign takes `variants`",
                 ));
             }
             if let Some(vs) = input.variants {
@@ -556,14 +595,15 @@ pub fn apply(
         }
     }
     if exp.elements.is_empty() {
-        let field = if exp.exp_type == ExpType::AbTest { "variants" } else { "elements" };
+        let field = if exp.exp_type == ExpType::MultiElement { "elements" } else { "variants" };
         return Err(invalid(field, "is required"));
     }
+    check_campaign(exp)?;
     for (i, e) in exp.elements.iter().enumerate() {
         if let Some(s) = &e.selector {
             // Selectors go into a stylesheet and a script tag on customers' pages.
             if s.trim().is_empty() || s.len() > 1024 || s.contains(['{', '}', '<']) {
-                let field = if exp.exp_type == ExpType::AbTest {
+                let field = if exp.exp_type != ExpType::MultiElement {
                     "selector".to_string()
                 } else {
                     format!("elements[{i}].selector")
@@ -574,6 +614,40 @@ pub fn apply(
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// What sets a campaign apart: a channel, a goal that a message can meet, every recipient
+/// in (a wave's recipients are chosen by the sender), and nothing of a page's.
+fn check_campaign(exp: &mut Experiment) -> Result<(), Invalid> {
+    if exp.exp_type != ExpType::Campaign {
+        if exp.channel.is_some() {
+            return Err(invalid("channel", "is for campaigns (type `campaign`) only"));
+        }
+        return match &exp.goal {
+            Some(Goal::Open) => Err(invalid("goal.type", "`open` is for campaigns only")),
+            _ => Ok(()),
+        };
+    }
+    if exp.channel.is_none() {
+        return Err(invalid("channel", "is required for a campaign: `email` or `push`"));
+    }
+    match &exp.goal {
+        None => exp.goal = Some(Goal::Open),
+        Some(Goal::Open | Goal::Click { .. }) => {}
+        Some(_) => {
+            return Err(invalid("goal.type", "a campaign's goal is `open` or `click`"));
+        }
+    }
+    if exp.traffic_allocation < 1.0 {
+        return Err(invalid("traffic_allocation", "a campaign sends to every recipient: 1"));
+    }
+    if exp.target_url.is_some() {
+        return Err(invalid("target_url", "is for pages; a campaign has none"));
+    }
+    if exp.elements.first().is_some_and(|e| e.selector.is_some()) {
+        return Err(invalid("selector", "is for pages; a campaign has none"));
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod account;
 pub mod analytics;
 pub mod assets;
 pub mod audit;
+pub mod campaigns;
 pub mod experiments;
 pub mod extract;
 pub mod limits;
@@ -103,6 +104,7 @@ pub fn app(state: AppState) -> Router {
     let mut api = Router::new()
         .merge(account::router())
         .merge(experiments::router())
+        .merge(campaigns::router())
         .merge(analytics::router())
         .merge(audit::router())
         .merge(webhooks::router())
@@ -121,6 +123,7 @@ pub fn app(state: AppState) -> Router {
     let compressed = Router::new()
         .nest("/api/v1", api)
         .merge(tracker::script_router().layer(tracker_cors.clone()))
+        .merge(campaigns::public_router())
         .merge(ops::router())
         .fallback(assets::serve)
         // An XLSX is a zip of deflated parts already: gzip would only spend CPU on it.

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::http::{account, experiments, ops, tracker, webhooks};
+use crate::http::{account, campaigns, experiments, ops, tracker, webhooks};
 use crate::service::{
     accounts as auth, analytics, audit, experiments as exps, simulate, tracker as trk,
 };
@@ -306,6 +306,40 @@ pub const ROUTES: &[Route] = &[
         200,
         Some(of::<experiments::CompleteBody>),
         Some(of::<exps::ExperimentView>),
+    ),
+    r(
+        "post",
+        "/api/v1/experiments/{id}/waves",
+        "Send a campaign wave: up to 10,000 recipients, each with a variant, open pixel and links",
+        true,
+        201,
+        Some(of::<campaigns::WaveBody>),
+        Some(of::<crate::service::campaigns::WaveAnswer>),
+    ),
+    r(
+        "get",
+        "/api/v1/experiments/{id}/waves",
+        "A campaign's waves, oldest first, with recipients per variant",
+        true,
+        200,
+        None,
+        Some(of::<crate::service::campaigns::WaveList>),
+    ),
+    raw(
+        "get",
+        "/o/{token}.gif",
+        "Campaign open pixel (public): records an open, answers a 1x1 GIF",
+        false,
+        "image/gif",
+    ),
+    r(
+        "get",
+        "/c/{token}",
+        "Campaign click link (public): records a click, 302 to the link it was made for",
+        false,
+        302,
+        None,
+        None,
     ),
     raw(
         "get",

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 use uuid::Uuid;
 
 use crate::engine::allocator::Weights;
-use crate::engine::model::{Allocation, Experiment, Status};
+use crate::engine::model::{Allocation, ExpType, Experiment, Status};
 use crate::store::api::{ExperimentStore, UserStore};
 use crate::store::writer::ExpMeta;
 use crate::store::{Store, StoreResult};
@@ -62,7 +62,8 @@ pub struct Catalog {
     experiments: RwLock<HashMap<Uuid, Arc<Entry>>>,
     /// site key -> owner
     sites: RwLock<HashMap<String, Uuid>>,
-    /// owner -> running experiments, for assignment by page URL
+    /// owner -> running page experiments, for assignment by page URL and the site script;
+    /// campaigns are left out: their recipients come in waves, not from pages
     by_owner: RwLock<HashMap<Uuid, Vec<Arc<Entry>>>>,
 }
 
@@ -103,7 +104,7 @@ impl Catalog {
     fn reindex(&self, owner: Uuid) {
         let mut running: Vec<Arc<Entry>> = read(&self.experiments)
             .values()
-            .filter(|e| e.exp.owner == owner && e.serving())
+            .filter(|e| e.exp.owner == owner && e.serving() && e.exp.exp_type != ExpType::Campaign)
             .cloned()
             .collect();
         running.sort_by_key(|e| e.exp.created_at);

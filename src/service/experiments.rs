@@ -13,7 +13,8 @@ use super::webhooks::Webhooks;
 use super::{now_ms, rfc3339};
 use crate::config::Config;
 use crate::engine::model::{
-    self, Allocation, Content, Defaults, ExpType, ExperimentInput, Goal, Status, Transition,
+    self, Allocation, Channel, Content, Defaults, ExpType, ExperimentInput, Goal, Status,
+    Transition,
 };
 use crate::error::{AppError, AppResult, Code};
 use crate::store::Store;
@@ -62,6 +63,9 @@ pub struct ExperimentView {
     pub description: String,
     #[serde(rename = "type")]
     pub exp_type: ExpType,
+    /// `email` or `push`, for campaigns only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
     pub allocation: Allocation,
     pub status: Status,
     pub traffic_allocation: f64,
@@ -106,6 +110,7 @@ impl From<&model::Experiment> for ExperimentView {
             name: e.name.clone(),
             description: e.description.clone(),
             exp_type: e.exp_type,
+            channel: e.channel,
             allocation: e.allocation,
             status: e.status,
             traffic_allocation: e.traffic_allocation,

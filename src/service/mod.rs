@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod admin;
 pub mod analytics;
 pub mod audit;
+pub mod campaigns;
 pub mod catalog;
 pub mod experiments;
 pub mod exports;
@@ -56,6 +57,7 @@ pub struct Services {
     pub accounts: accounts::Accounts,
     pub experiments: experiments::Experiments,
     pub tracker: tracker::Tracker,
+    pub campaigns: campaigns::Campaigns,
     pub analytics: analytics::Analysis,
     pub audit: audit::AuditTrail,
     pub webhooks: webhooks::Webhooks,
@@ -139,6 +141,14 @@ impl Services {
             public_url.clone(),
             STICKY_CACHE_ENTRIES,
         );
+        let campaigns = campaigns::Campaigns::new(
+            store.clone(),
+            writer.clone(),
+            catalog.clone(),
+            tracker.clone(),
+            public_url.clone(),
+            secrets.link,
+        );
         let exports = exports::Exports::new(store.clone(), catalog.clone(), analytics.clone());
         let admin = admin::Admin::new(admin::Parts {
             store: store.clone(),
@@ -148,6 +158,7 @@ impl Services {
             accounts: accounts.clone(),
             experiments: experiments.clone(),
             tracker: tracker.clone(),
+            campaigns: campaigns.clone(),
             analytics: analytics.clone(),
             exports: exports.clone(),
         });
@@ -156,6 +167,7 @@ impl Services {
             accounts,
             experiments,
             tracker,
+            campaigns,
             analytics,
             audit: audit::AuditTrail::new(store.clone()),
             webhooks,

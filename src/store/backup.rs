@@ -111,6 +111,7 @@ impl Store {
             DELIVERIES,
             PENDING,
             EVENT_MARKS,
+            CAMPAIGN_WAVES,
         );
         let w = dst.begin_write()?;
         {

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod audit;
 pub mod backup;
+pub mod campaigns;
 pub mod records;
 pub mod scan;
 pub mod tables;
@@ -341,7 +342,7 @@ impl Store {
             return Err(StoreError::TooNew { found, known: SCHEMA_VERSION });
         }
         if found == SCHEMA_VERSION {
-            return Ok(());
+            return self.ensure_tables();
         }
         let w = self.db()?.begin_write()?;
         {
@@ -364,6 +365,23 @@ impl Store {
         if found != 0 {
             tracing::info!(from = found, to = SCHEMA_VERSION, "migrated the data file");
         }
+        Ok(())
+    }
+
+    /// Tables added without a schema change (they only add data) are created at open, so a
+    /// file written by an older build of this schema never meets a missing table.
+    fn ensure_tables(&self) -> StoreResult<()> {
+        {
+            let r = self.db()?.begin_read()?;
+            match r.open_table(CAMPAIGN_WAVES) {
+                Ok(_) => return Ok(()),
+                Err(redb::TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let w = self.db()?.begin_write()?;
+        tables::create_all(&w)?;
+        w.commit()?;
         Ok(())
     }
 

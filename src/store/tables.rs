@@ -47,6 +47,10 @@ pub const PENDING: TableDefinition<u128, i64> = TableDefinition::new("webhook_pe
 /// `(experiment, event)`: one-off events already emitted (winner found, SRM detected).
 pub const EVENT_MARKS: TableDefinition<(u128, &str), ()> = TableDefinition::new("event_marks");
 
+/// `(experiment, wave number) -> wave JSON`: each campaign wave's links and counts.
+pub const CAMPAIGN_WAVES: TableDefinition<(u128, u32), &[u8]> =
+    TableDefinition::new("campaign_waves");
+
 /// Opening a table in a write transaction creates it; doing it for all at once means
 /// readers never meet a missing table.
 pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
@@ -68,5 +72,6 @@ pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
     w.open_table(DELIVERIES)?;
     w.open_table(PENDING)?;
     w.open_table(EVENT_MARKS)?;
+    w.open_table(CAMPAIGN_WAVES)?;
     Ok(())
 }

@@ -62,7 +62,8 @@ export function shortTime(date, bucket) {
   return date.toLocaleString('en-US', opts);
 }
 
-export const TYPE_LABEL = { ab_test: 'A/B test', multi_element: 'Multi-element' };
+export const TYPE_LABEL = { ab_test: 'A/B test', multi_element: 'Multi-element', campaign: 'Campaign' };
+export const CHANNEL_LABEL = { email: 'Email', push: 'Push' };
 export const ALLOCATION_LABEL = { adaptive: 'Adaptive', fixed: 'Fixed' };
 export const STATUSES = ['draft', 'running', 'paused', 'completed', 'archived'];
 
@@ -72,6 +73,8 @@ export function label(map, key) {
 
 export function goalText(goal) {
   if (!goal) return DASH;
+  if (goal.type === 'open') return 'Message opened';
+  if (goal.type === 'click' && !goal.selector) return 'Click on a link in the message';
   if (goal.type === 'click') return `Click on ${goal.selector || '?'}`;
   if (goal.type === 'pageview') return `Page view of ${goal.url || '?'}`;
   if (goal.type === 'custom') return `Custom event “${goal.name || '?'}”`;

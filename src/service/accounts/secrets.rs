@@ -1,6 +1,7 @@
-//! The two secrets: the JWT signing key and the bandit-state key. Given in config, or
-//! generated on first start into the data dir with mode 0600. Production refuses to run
-//! on a weak or missing configured secret.
+//! The secrets: the JWT signing key and the bandit-state key, given in config or generated
+//! on first start into the data dir with mode 0600 (production refuses to run on a weak or
+//! missing configured one), and the campaign link key, always generated: it only has to
+//! outlive the links it signed, like the data dir itself.
 
 use std::io::Write;
 use std::path::Path;
@@ -9,6 +10,9 @@ use crate::config::Config;
 
 pub const JWT_FILE: &str = "jwt.key";
 pub const STATE_FILE: &str = "state.key";
+/// Signs campaign open pixels and click links. Kept apart from the state key so that a
+/// state key rotation does not break every link already sent.
+pub const LINK_FILE: &str = "link.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -21,6 +25,7 @@ pub enum SecretError {
 pub struct Secrets {
     pub jwt: Vec<u8>,
     pub state: [u8; 32],
+    pub link: [u8; 32],
 }
 
 const WEAK: &[&str] = &["secret", "changeme", "change-me", "password", "samplit", "test"];
@@ -79,7 +84,9 @@ pub fn load(config: &Config) -> Result<Secrets, SecretError> {
                 .into(),
         ));
     }
-    Ok(Secrets { jwt, state })
+    let link = parse_key(&file_or_generate(dir, LINK_FILE)?)
+        .ok_or_else(|| SecretError::Refused(format!("{LINK_FILE} must be 64 hex characters")))?;
+    Ok(Secrets { jwt, state, link })
 }
 
 pub fn parse_key(hex_key: &str) -> Option<[u8; 32]> {

@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use super::accounts::{Accounts, NewUser, UserView};
 use super::analytics::{Analysis, Analytics};
+use super::campaigns::{Campaigns, WaveAnswer};
 use super::catalog::Catalog;
 use super::experiments::{ExperimentView, Experiments};
 use super::exports::Exports;
@@ -31,6 +32,7 @@ pub struct Parts {
     pub accounts: Accounts,
     pub experiments: Experiments,
     pub tracker: Tracker,
+    pub campaigns: Campaigns,
     pub analytics: Analysis,
     pub exports: Exports,
 }
@@ -45,6 +47,7 @@ pub struct Admin {
     accounts: Accounts,
     experiments: Experiments,
     tracker: Tracker,
+    campaigns: Campaigns,
     analytics: Analysis,
     exports: Exports,
 }
@@ -115,6 +118,13 @@ pub enum AdminRequest {
     ExportCsv {
         out: String,
     },
+    /// Sends a campaign wave as the experiment's owner.
+    CampaignWave {
+        experiment: String,
+        recipients: Vec<String>,
+        #[serde(default)]
+        links: Vec<String>,
+    },
 }
 
 // What each command answers. The admin socket sends these as JSON and the CLI reads them
@@ -159,6 +169,7 @@ pub enum AdminAnswer {
     Audit(AuditReport),
     Postgres(PgExport),
     Csv(CsvExport),
+    Wave(Box<WaveAnswer>),
 }
 
 impl AdminRequest {
@@ -181,6 +192,7 @@ impl AdminRequest {
             AdminRequest::AuditVerify => "audit_verify",
             AdminRequest::ExportPostgres { .. } => "export_postgres",
             AdminRequest::ExportCsv { .. } => "export_csv",
+            AdminRequest::CampaignWave { .. } => "campaign_wave",
         }
     }
 }
@@ -292,6 +304,7 @@ impl Admin {
             accounts: p.accounts,
             experiments: p.experiments,
             tracker: p.tracker,
+            campaigns: p.campaigns,
             analytics: p.analytics,
             exports: p.exports,
         }
@@ -366,7 +379,25 @@ impl Admin {
             AdminRequest::ExportCsv { out } => {
                 AdminAnswer::Csv(self.exports.export_csv(out, progress).await?)
             }
+            AdminRequest::CampaignWave { experiment, recipients, links } => AdminAnswer::Wave(
+                Box::new(self.campaign_wave(experiment, recipients, links).await?),
+            ),
         })
+    }
+
+    /// The operator sends a wave on the owner's behalf: the same checks and records as the
+    /// owner's own POST /experiments/{id}/waves.
+    async fn campaign_wave(
+        &self,
+        experiment: String,
+        recipients: Vec<String>,
+        links: Vec<String>,
+    ) -> AppResult<WaveAnswer> {
+        let id = parse_id("experiment", &experiment)?;
+        let entry = self.catalog.get(id).ok_or_else(super::experiments::not_found)?;
+        let user = self.store.user(entry.exp.owner)?.ok_or_else(super::experiments::not_found)?;
+        let owner = super::accounts::Principal { user };
+        self.campaigns.send_wave(&owner, id, recipients, links).await
     }
 
     pub fn experiment_rows(&self, status: Option<String>) -> Listing<ExperimentRow> {
@@ -524,7 +555,9 @@ impl Admin {
         let rows = super::blocking(move || Ok(store.backup_to(&target, &mut |_| {})?)).await?;
         let mut copied = Vec::new();
         if !without_secrets {
-            for name in [crate::service::secrets::JWT_FILE, crate::service::secrets::STATE_FILE] {
+            use crate::service::secrets::{JWT_FILE, LINK_FILE, STATE_FILE};
+            // The link key too: without it every campaign link already sent stops working.
+            for name in [JWT_FILE, STATE_FILE, LINK_FILE] {
                 let from = self.config.data_dir().join(name);
                 if from.exists() {
                     let text = std::fs::read_to_string(&from)

@@ -1,5 +1,6 @@
-// Create and edit draft experiments: A/B (a control and challengers) or multi-element
-// (several elements with their variants). The form mirrors the API body one-to-one, and each
+// Create and edit draft experiments: A/B (a control and challengers), multi-element
+// (several elements with their variants) or a campaign (email or push: variants are subject
+// lines and bodies, sent in waves). The form mirrors the API body one-to-one, and each
 // control's wrapper carries data-field="<API path>" so 422 errors land beside it.
 import { h, mount, field, loading, errorPanel, uid } from '../dom.js';
 import { api, limits } from '../api.js';
@@ -16,7 +17,7 @@ const letter = (i) => (i < 26 ? String.fromCharCode(65 + i) : `V${i + 1}`);
 
 function emptyState() {
   return {
-    name: '', description: '', type: 'ab_test', allocation: 'adaptive', traffic: 100,
+    name: '', description: '', type: 'ab_test', channel: 'email', allocation: 'adaptive', traffic: 100,
     target_url: '', selector: '',
     goal: { type: 'click', selector: '', url: '', name: '' },
     variants: [newVariant('Control', true), newVariant('B')],
@@ -43,13 +44,14 @@ function stateFromApi(exp) {
   const fixed = exp.allocation === 'fixed';
   Object.assign(st, {
     name: exp.name || '', description: exp.description || '', type: exp.type || 'ab_test',
+    channel: exp.channel || 'email',
     allocation: exp.allocation || 'adaptive',
     traffic: Number.isFinite(exp.traffic_allocation) ? Math.round(exp.traffic_allocation * 1000) / 10 : 100,
     target_url: exp.target_url || '',
     goal: { type: 'click', selector: '', url: '', name: '', ...(exp.goal || {}) },
   });
   const elements = exp.elements || [];
-  if (st.type === 'ab_test') {
+  if (st.type !== 'multi_element') {
     const el = elements[0] || { variants: exp.variants || [] };
     st.selector = el.selector || exp.selector || '';
     if (el.variants && el.variants.length) st.variants = el.variants.map((v) => variantFromApi(v, fixed));
@@ -65,21 +67,24 @@ function stateFromApi(exp) {
  */
 export function buildBody(st) {
   const problems = [];
+  const campaign = st.type === 'campaign';
   const body = {
     name: st.name.trim(),
     description: st.description.trim() || null,
     allocation: st.allocation,
-    traffic_allocation: Math.min(1, Math.max(0, Number(st.traffic) / 100)),
-    target_url: st.target_url.trim() || null,
+    traffic_allocation: campaign ? 1 : Math.min(1, Math.max(0, Number(st.traffic) / 100)),
+    target_url: campaign ? null : st.target_url.trim() || null,
     goal: { type: st.goal.type },
   };
+  if (campaign) body.channel = st.channel;
   if (!body.name) problems.push({ field: 'name', message: 'Give the experiment a name.' });
   if (!Number.isFinite(Number(st.traffic)) || st.traffic === '' || st.traffic < 0 || st.traffic > 100) {
     problems.push({ field: 'traffic_allocation', message: 'Traffic share must be between 0 and 100%.' });
   }
-  const goalKey = { click: 'selector', pageview: 'url', custom: 'name' }[st.goal.type];
-  body.goal[goalKey] = (st.goal[goalKey] || '').trim();
-  if (!body.goal[goalKey]) problems.push({ field: `goal.${goalKey}`, message: { selector: 'Which element counts as a conversion when clicked?', url: 'Which page counts as a conversion?', name: 'Name the custom event.' }[goalKey] });
+  // A campaign's goal (an open, a click on a link) names nothing more.
+  const goalKey = campaign ? null : { click: 'selector', pageview: 'url', custom: 'name' }[st.goal.type];
+  if (goalKey) body.goal[goalKey] = (st.goal[goalKey] || '').trim();
+  if (goalKey && !body.goal[goalKey]) problems.push({ field: `goal.${goalKey}`, message: { selector: 'Which element counts as a conversion when clicked?', url: 'Which page counts as a conversion?', name: 'Name the custom event.' }[goalKey] });
 
   const variantsBody = (variants, prefix) => {
     if (variants.length < limits.min_variants) problems.push({ field: prefix, message: `Add at least ${limits.min_variants} variants.` });
@@ -119,7 +124,9 @@ export function buildBody(st) {
     });
   };
 
-  if (st.type === 'ab_test') {
+  if (campaign) {
+    body.variants = variantsBody(st.variants, 'variants');
+  } else if (st.type === 'ab_test') {
     body.selector = st.selector.trim() || null;
     body.variants = variantsBody(st.variants, 'variants');
   } else {
@@ -139,7 +146,7 @@ export function buildBody(st) {
 /** For A/B tests the API may name the implied element: map its paths onto our form. */
 function aliasesFor(st) {
   return (path) => {
-    if (st.type === 'ab_test') {
+    if (st.type !== 'multi_element') {
       if (path.startsWith('elements[0].variants')) return [path.replace('elements[0].variants', 'variants')];
       if (path.startsWith('elements[0].selector') || path === 'elements[0]') return ['selector'];
       if (path.startsWith('elements')) return ['variants'];
@@ -248,11 +255,17 @@ export async function render({ root, params, signal, app }) {
         weight,
         h('label', { class: 'radio control-pick' }, control, 'Control'),
         remove),
-      h('div', { class: 'variant-content', 'data-field': `${path}.content` },
-        field('Text', textInput(() => v.text, (x) => { v.text = x; }, { placeholder: 'unchanged', 'data-testid': 'variant-text' }), { field: `${path}.content.text` }),
-        field('HTML', bind(h('textarea', { rows: 2, placeholder: 'unchanged', class: 'mono', 'data-testid': 'variant-html' }), () => v.html, (x) => { v.html = x; }),
-          { field: `${path}.content.html`, hint: 'Replaces the element’s inner HTML. Leave text and HTML empty for the control.' }),
-        details));
+      st.type === 'campaign'
+        // A message's subject line and body travel as the content's text and html.
+        ? h('div', { class: 'variant-content', 'data-field': `${path}.content` },
+          field(st.channel === 'push' ? 'Title' : 'Subject line', textInput(() => v.text, (x) => { v.text = x; }, { 'data-testid': 'variant-text' }), { field: `${path}.content.text` }),
+          field('Body', bind(h('textarea', { rows: 3, 'data-testid': 'variant-html' }), () => v.html, (x) => { v.html = x; }),
+            { field: `${path}.content.html`, hint: 'What your mail or push tool sends (HTML for email).' }))
+        : h('div', { class: 'variant-content', 'data-field': `${path}.content` },
+          field('Text', textInput(() => v.text, (x) => { v.text = x; }, { placeholder: 'unchanged', 'data-testid': 'variant-text' }), { field: `${path}.content.text` }),
+          field('HTML', bind(h('textarea', { rows: 2, placeholder: 'unchanged', class: 'mono', 'data-testid': 'variant-html' }), () => v.html, (x) => { v.html = x; }),
+            { field: `${path}.content.html`, hint: 'Replaces the element’s inner HTML. Leave text and HTML empty for the control.' }),
+          details));
   }
 
   function variantsList(variants, prefix, ownerLabel) {
@@ -272,7 +285,7 @@ export async function render({ root, params, signal, app }) {
 
   // Live "= 50% / 50%" preview of fixed weights.
   function updateShares() {
-    const lists = st.type === 'ab_test' ? [['variants', st.variants]] : st.elements.map((el, i) => [`elements[${i}].variants`, el.variants]);
+    const lists = st.type !== 'multi_element' ? [['variants', st.variants]] : st.elements.map((el, i) => [`elements[${i}].variants`, el.variants]);
     for (const [prefix, variants] of lists) {
       const slot = form.querySelector(`[data-share-for="${CSS.escape(prefix)}"]`);
       if (!slot) continue;
@@ -325,6 +338,12 @@ export async function render({ root, params, signal, app }) {
   }
 
   function goalControl() {
+    if (st.type === 'campaign') {
+      const type = bind(h('select', { 'data-testid': 'goal-type' },
+        h('option', { value: 'open' }, 'Message opened'),
+        h('option', { value: 'click' }, 'Click on a link in the message')), () => st.goal.type, (x) => { st.goal.type = x; });
+      return h('div', { class: 'grid-2', 'data-field': 'goal' }, field('Goal', type, { field: 'goal.type' }));
+    }
     const type = bind(h('select', { 'data-testid': 'goal-type' },
       h('option', { value: 'click' }, 'Click on an element'),
       h('option', { value: 'pageview' }, 'Visit to a page'),
@@ -338,7 +357,15 @@ export async function render({ root, params, signal, app }) {
 
   const submit = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'save-experiment' }, editing ? 'Save changes' : 'Create draft');
 
+  // The goal kinds differ: a campaign counts opens (by default) or link clicks, a page
+  // clicks on an element, visits or events.
+  function switchGoal() {
+    if (st.type === 'campaign') st.goal.type = 'open';
+    else if (st.goal.type === 'open') st.goal.type = 'click';
+  }
+
   function drawForm() {
+    const campaign = st.type === 'campaign';
     mount(form,
       formErrors(),
       h('section', { class: 'panel' },
@@ -348,11 +375,16 @@ export async function render({ root, params, signal, app }) {
         radioGroup('type', 'Type', [
           ['ab_test', 'A/B test', 'one element, 2–20 variants'],
           ['multi_element', 'Multi-element', 'up to 8 elements; every combination is tested'],
-        ], () => st.type, (x) => { st.type = x; }, { disabled: editing, fieldName: 'type', testid: 'experiment-type' }),
-        editing ? h('p', { class: 'hint' }, 'The type is fixed once the draft exists.') : null),
+          ['campaign', 'Campaign', 'email or push: subject lines and bodies, sent in waves'],
+        ], () => st.type, (x) => { st.type = x; switchGoal(); }, { disabled: editing, fieldName: 'type', testid: 'experiment-type' }),
+        editing ? h('p', { class: 'hint' }, 'The type is fixed once the draft exists.') : null,
+        campaign ? radioGroup('channel', 'Channel', [
+          ['email', 'Email', 'opens are counted by a pixel, clicks by rewritten links'],
+          ['push', 'Push', 'clicks (and opens, if your app loads the pixel URL)'],
+        ], () => st.channel, (x) => { st.channel = x; }, { fieldName: 'channel', testid: 'channel' }) : null),
       h('section', { class: 'panel' },
-        h('h2', null, 'Where and what counts'),
-        field('Target URL (optional)', textInput(() => st.target_url, (x) => { st.target_url = x; }, { placeholder: 'https://shop.example/*', class: 'mono', 'data-testid': 'target-url' }),
+        h('h2', null, campaign ? 'What counts' : 'Where and what counts'),
+        campaign ? null : field('Target URL (optional)', textInput(() => st.target_url, (x) => { st.target_url = x; }, { placeholder: 'https://shop.example/*', class: 'mono', 'data-testid': 'target-url' }),
           { field: 'target_url', hint: 'Pages where the experiment runs; * matches any run of characters. Empty: every page with the snippet.' }),
         goalControl()),
       h('section', { class: 'panel' },
@@ -361,8 +393,10 @@ export async function render({ root, params, signal, app }) {
           ['adaptive', 'Adaptive', 'more traffic goes to the variants that perform better (Thompson sampling)'],
           ['fixed', 'Fixed weights', 'a constant split you choose'],
         ], () => st.allocation, (x) => { st.allocation = x; }, { fieldName: 'allocation', testid: 'allocation' }),
-        trafficControl()),
-      st.type === 'ab_test'
+        campaign ? h('p', { class: 'hint' }, 'Each wave is split under the weights of the moment; every recipient gets a variant.') : trafficControl()),
+      campaign
+        ? h('section', { class: 'panel' }, h('h2', null, 'Messages'), variantsList(st.variants, 'variants', ''))
+        : st.type === 'ab_test'
         ? h('section', { class: 'panel' },
           h('h2', null, 'Variants'),
           field('CSS selector of the element to change', textInput(() => st.selector, (x) => { st.selector = x; }, { placeholder: '#hero h1', class: 'mono', 'data-testid': 'ab-selector' }),

@@ -5,6 +5,7 @@ import { api } from '../api.js';
 import { toast, showError, confirmDialog, statusBadge, copyButton } from '../ui.js';
 import * as f from '../format.js';
 import { renderResults, armLabel, variantNames } from './results.js';
+import { renderWaves } from './waves.js';
 
 export async function render({ root, params, signal, app }) {
   const page = h('div', { class: 'page' });
@@ -22,6 +23,8 @@ export async function render({ root, params, signal, app }) {
   document.title = `${exp.name} · Samplit`;
 
   let analytics = null;
+  const campaign = exp.type === 'campaign';
+  const wavesRoot = campaign ? h('section', { class: 'panel', 'data-testid': 'waves' }) : null;
   const reload = () => app.navigate(location.hash);
   const resultsRoot = h('div', { class: 'results-root' });
 
@@ -42,7 +45,9 @@ export async function render({ root, params, signal, app }) {
     start: async () => {
       const ok = await confirmDialog({
         title: 'Start the experiment?',
-        message: `Visitors on pages with the snippet${exp.target_url ? ` matching ${exp.target_url}` : ''} will start seeing the variants. Elements and variants cannot be edited afterwards.`,
+        message: campaign
+          ? 'Waves can be sent once it runs; each follows the weights of the moment. Variants cannot be edited afterwards.'
+          : `Visitors on pages with the snippet${exp.target_url ? ` matching ${exp.target_url}` : ''} will start seeing the variants. Elements and variants cannot be edited afterwards.`,
         confirmLabel: 'Start',
       });
       if (ok) transition('start', () => api.post(`/experiments/${id}/start`, {}), 'Experiment started.');
@@ -136,9 +141,9 @@ export async function render({ root, params, signal, app }) {
   const meta = [
     ['Type', f.label(f.TYPE_LABEL, exp.type)],
     ['Allocation', f.label(f.ALLOCATION_LABEL, exp.allocation)],
-    ['Traffic share', f.pct(exp.traffic_allocation, 0)],
+    campaign ? ['Channel', f.label(f.CHANNEL_LABEL, exp.channel)] : ['Traffic share', f.pct(exp.traffic_allocation, 0)],
     ['Goal', f.goalText(exp.goal)],
-    ['Target URL', exp.target_url || 'every page with the snippet'],
+    campaign ? null : ['Target URL', exp.target_url || 'every page with the snippet'],
     ['Created', f.dateTime(exp.created_at)],
     exp.started_at ? ['Started', f.dateTime(exp.started_at)] : null,
     exp.completed_at ? ['Completed', f.dateTime(exp.completed_at)] : null,
@@ -153,11 +158,13 @@ export async function render({ root, params, signal, app }) {
       h('div', { class: 'actions', 'data-testid': 'lifecycle-actions' }, buttons,
         exp.status !== 'draft' ? h('button', { type: 'button', class: 'btn btn-ghost', 'data-testid': 'refresh-results', onclick: () => loadResults() }, 'Refresh') : null)),
     h('dl', { class: 'meta' }, meta.map(([k, v]) => h('div', null, h('dt', null, k), h('dd', null, v)))),
+    wavesRoot,
     resultsRoot,
     definitionSection(exp),
-    installSection(exp, signal));
+    campaign ? null : installSection(exp, signal));
 
   async function loadResults() {
+    if (wavesRoot) await renderWaves(wavesRoot, exp, signal);
     analytics = await renderResults(resultsRoot, exp, signal);
     // When the recommendation names a winner of a live experiment, offer to finish.
     const rec = analytics && analytics.recommendation;
@@ -176,7 +183,23 @@ function contentSummary(content) {
   return h('code', { class: 'content-json' }, JSON.stringify(c));
 }
 
+/** A campaign's variants: the subject line (or push title) and body of each message. */
+function messagesSection(exp) {
+  const variants = (exp.elements && exp.elements[0] && exp.elements[0].variants) || [];
+  const text = (x) => (typeof x === 'string' && x ? x : h('span', { class: 'muted' }, 'empty'));
+  return h('section', { class: 'panel', 'data-testid': 'definition' },
+    h('h2', null, 'Messages'),
+    h('div', { class: 'table-wrap' }, h('table', { class: 'table compact' },
+      h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Variant'),
+        h('th', { scope: 'col' }, exp.channel === 'push' ? 'Title' : 'Subject line'), h('th', { scope: 'col' }, 'Body'))),
+      h('tbody', null, variants.map((v) => h('tr', null,
+        h('th', { scope: 'row' }, v.name, v.is_control ? h('span', { class: 'tag' }, 'control') : null),
+        h('td', null, text(v.content && v.content.text)),
+        h('td', null, h('code', { class: 'content-json' }, (v.content && v.content.html) || ''))))))));
+}
+
 function definitionSection(exp) {
+  if (exp.type === 'campaign') return messagesSection(exp);
   return h('section', { class: 'panel', 'data-testid': 'definition' },
     h('h2', null, exp.type === 'multi_element' ? 'Elements and variants' : 'Variants'),
     (exp.elements || []).map((el) => h('div', { class: 'definition' },

@@ -1,0 +1,295 @@
+//! Campaigns in the dashboard, in a real headless Chromium: the create form makes an email
+//! or push campaign (type and channel), the page shows its messages, then waves sent
+//! through the API (with opens through their pixels) appear with their recipients per
+//! variant beside the results — on a laptop (1280 px) and a phone (375 px), with no
+//! sideways overflow and no console errors. Screenshots land in target/screenshots/.
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use browser::Browser;
+use common::TestApp;
+use fantoccini::Locator;
+use fantoccini::elements::Element;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+const EMAIL: &str = "owner@example.com";
+const PASSWORD: &str = "correct horse";
+
+async fn page_text(b: &Browser) -> String {
+    let js = "const m = document.querySelector('main'); \
+              const t = [...document.querySelectorAll('.toast')].map(x => x.innerText); \
+              return location.hash + '\\n' + (m ? m.innerText.slice(0, 1500) : '') + '\\ntoasts: ' + t.join(' | ');";
+    b.client
+        .execute(js, vec![])
+        .await
+        .map(|v| v.as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+/// Polls the JS expression `expr` until it is truthy and returns its value.
+async fn wait_js(b: &Browser, expr: &str, what: &str) -> Value {
+    let script = format!("try {{ return ({expr}); }} catch (e) {{ return null; }}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = b.client.execute(&script, vec![]).await.expect("execute script");
+        let truthy = match &v {
+            Value::Null => false,
+            Value::Bool(x) => *x,
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            Value::String(s) => !s.is_empty(),
+            _ => true,
+        };
+        if truthy {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let name: String =
+                what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            b.screenshot(&format!("FAILED-campaign-{name}")).await;
+            panic!(
+                "timed out waiting for {what} ({expr}); the page shows:\n{}",
+                page_text(b).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn el(b: &Browser, css: &str) -> Element {
+    let expr = format!(
+        "(() => {{ const e = document.querySelector({css:?}); return e && e.getClientRects().length > 0; }})()"
+    );
+    wait_js(b, &expr, css).await;
+    b.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
+async fn click(b: &Browser, css: &str) {
+    el(b, css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn type_into(b: &Browser, css: &str, text: &str) {
+    let e = el(b, css).await;
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
+}
+
+async fn type_nth(b: &Browser, css: &str, i: usize, text: &str) {
+    el(b, css).await;
+    let all = b.client.find_all(Locator::Css(css)).await.unwrap();
+    assert!(all.len() > i, "only {} matches of {css}", all.len());
+    all[i].clear().await.unwrap();
+    all[i].send_keys(text).await.unwrap();
+}
+
+async fn js(b: &Browser, script: &str) -> Value {
+    b.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
+async fn assert_no_overflow(b: &Browser, what: &str) {
+    let v = js(
+        b,
+        "const wide = [...document.querySelectorAll('body *')].filter(e => { \
+           const r = e.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1 \
+             && !e.closest('.table-wrap, .chart-box, .snippet, dialog'); }) \
+           .slice(0, 5).map(e => e.tagName + '.' + e.className + ' right=' + Math.round(e.getBoundingClientRect().right)); \
+         return [document.documentElement.scrollWidth, window.innerWidth, wide];",
+    )
+    .await;
+    let (scroll, inner) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
+    assert!(scroll <= inner, "{what}: the page overflows sideways ({scroll} > {inner}): {}", v[2]);
+}
+
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or("")))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Chrome will not make a window narrower than 500 px, so a phone is emulated.
+async fn viewport(b: &Browser, width: u64, height: u64) {
+    let params =
+        json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500});
+    let cmd = json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params});
+    b.client.issue_cmd(Cdp(cmd)).await.expect("set the viewport");
+    let expr = format!("window.innerWidth === {width} && window.innerHeight === {height}");
+    wait_js(b, &expr, "the viewport size").await;
+}
+
+async fn log_in(b: &Browser, app: &TestApp) {
+    b.client.goto(&app.base).await.unwrap();
+    el(b, "[data-testid=login-form]").await;
+    type_into(b, "[data-testid=login-email]", EMAIL).await;
+    type_into(b, "[data-testid=login-password]", PASSWORD).await;
+    click(b, "[data-testid=login-submit]").await;
+    wait_js(b, "location.hash === '#/experiments' && document.querySelector('[data-testid=create-experiment]')", "the list after login").await;
+}
+
+/// Makes a campaign with the create form, starts it, and returns its id.
+async fn create_campaign(b: &Browser, name: &str, channel: &str, shot: &str) -> String {
+    click(b, "[data-testid=create-experiment]").await;
+    el(b, "[data-testid=experiment-form]").await;
+    type_into(b, "[data-testid=experiment-name]", name).await;
+    click(b, "[data-testid=experiment-type-campaign]").await;
+    // The page-only fields go; the channel and the campaign goals come.
+    el(b, "[data-testid=channel]").await;
+    let page_fields =
+        js(b, "return !!document.querySelector('[data-testid=target-url], [data-testid=ab-selector], [data-testid=traffic-range]')")
+            .await;
+    assert_eq!(page_fields, false, "a campaign has no target URL, selector or traffic share");
+    click(b, &format!("[data-testid=channel-{channel}]")).await;
+    let goals = js(
+        b,
+        "return [...document.querySelectorAll('[data-testid=goal-type] option')].map(o => o.value)",
+    )
+    .await;
+    assert_eq!(goals, json!(["open", "click"]));
+    type_nth(b, "[data-testid=variant-name]", 0, "Plain").await;
+    type_nth(b, "[data-testid=variant-text]", 0, "Our autumn news").await;
+    type_nth(b, "[data-testid=variant-html]", 0, "<p>Hello</p>").await;
+    type_nth(b, "[data-testid=variant-name]", 1, "Urgent").await;
+    type_nth(b, "[data-testid=variant-text]", 1, "Last chance: 20% off").await;
+    type_nth(b, "[data-testid=variant-html]", 1, "<p>Hurry</p>").await;
+    assert_no_overflow(b, "the campaign form").await;
+    b.screenshot(&format!("{shot}-form")).await;
+    click(b, "[data-testid=save-experiment]").await;
+    wait_js(
+        b,
+        "document.querySelector('[data-testid=experiment-title] .badge-draft')",
+        "the draft page",
+    )
+    .await;
+    let hash = js(b, "return location.hash").await;
+    let id = hash.as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let messages = el(b, "[data-testid=definition]").await.text().await.unwrap();
+    assert!(
+        messages.contains("Last chance: 20% off") && messages.contains("Our autumn news"),
+        "{messages}"
+    );
+    el(b, "[data-testid=waves] [data-testid=empty-state]").await;
+
+    click(b, "[data-testid=start-button]").await;
+    el(b, "dialog[open][data-testid=confirm-dialog]").await;
+    click(b, "dialog[open] [data-testid=dialog-confirm]").await;
+    wait_js(
+        b,
+        "document.querySelector('[data-testid=experiment-title] .badge-running')",
+        "the running badge",
+    )
+    .await;
+    wait_js(b, "!document.querySelector('dialog')", "the dialog to close").await;
+    id
+}
+
+fn path_of(url: &str) -> String {
+    let after = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    after[after.find('/').unwrap_or(after.len())..].to_string()
+}
+
+/// Two waves through the API, opening the Urgent messages far more often. Returns each
+/// wave's recipients per variant name.
+fn send_waves(app: &TestApp, exp: &str) -> Vec<(u64, u64)> {
+    let token = app.login(EMAIL, PASSWORD);
+    tokio::task::block_in_place(|| {
+        let mut counts = vec![];
+        for w in 0..2 {
+            let ids: Vec<String> = (0..120).map(|i| format!("w{w}-{i}")).collect();
+            let r = app.post(
+                &format!("/api/v1/experiments/{exp}/waves"),
+                Some(&token),
+                &json!({"recipients": ids, "links": ["https://shop.example/sale"]}),
+            );
+            assert_eq!(r.status, 201, "{}", r.text);
+            let (mut plain, mut urgent) = (0u64, 0u64);
+            for rec in r.body["recipients"].as_array().unwrap() {
+                let urgent_one = rec["variant_name"] == "Urgent";
+                let n = if urgent_one { &mut urgent } else { &mut plain };
+                *n += 1;
+                if (urgent_one && *n % 10 < 6) || (!urgent_one && *n % 10 == 1) {
+                    let open = app.get(&path_of(rec["open_url"].as_str().unwrap()), None);
+                    assert_eq!(open.status, 200);
+                }
+            }
+            counts.push((plain, urgent));
+            // Let the weights refresh before the next wave.
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        counts
+    })
+}
+
+async fn check_waves(b: &Browser, counts: &[(u64, u64)]) {
+    click(b, "[data-testid=refresh-results]").await;
+    wait_js(b, "document.querySelectorAll('[data-testid=wave-row]').length === 2", "two wave rows")
+        .await;
+    let summary = el(b, "[data-testid=waves-summary]").await.text().await.unwrap();
+    assert!(summary.starts_with("2 waves sent, 240 messages"), "{summary}");
+    let rows = js(
+        b,
+        "return [...document.querySelectorAll('[data-testid=wave-row]')].map(r => \
+           [...r.children].map(c => c.textContent.trim()))",
+    )
+    .await;
+    let head = js(b, "return [...document.querySelectorAll('[data-testid=waves-table] thead th')].map(c => c.textContent.trim())").await;
+    assert_eq!(head, json!(["Wave", "Sent", "Recipients", "Plain", "Urgent"]));
+    for (i, (plain, urgent)) in counts.iter().enumerate() {
+        let row = rows[i].as_array().unwrap();
+        assert_eq!(row[0], format!("#{}", i + 1));
+        assert!(row[2].as_str().unwrap().starts_with("120"), "{row:?}");
+        assert!(row[3].as_str().unwrap().starts_with(&format!("{plain} ")), "{row:?}");
+        assert!(row[4].as_str().unwrap().starts_with(&format!("{urgent} ")), "{row:?}");
+    }
+    // The results beside them: one row per message, with the opens counted.
+    wait_js(
+        b,
+        "document.querySelectorAll('[data-testid=results-row]').length === 2",
+        "two result rows",
+    )
+    .await;
+    let conversions = el(b, "[data-testid=total-conversions]").await.text().await.unwrap();
+    assert!(conversions.parse::<u64>().unwrap() > 0, "{conversions}");
+}
+
+async fn run(width: u64, height: u64, channel: &str, shot: &str) {
+    let app = TestApp::spawn_with(&[("SAMPLIT_ENGINE__REFRESH_INTERVAL_MS", "50")]);
+    app.register(EMAIL);
+    let Some(b) = browser::launch(width as u32, height as u32).await else { return };
+    b.client.goto(&app.base).await.unwrap();
+    viewport(&b, width, height).await;
+    log_in(&b, &app).await;
+    let id = create_campaign(&b, "Autumn newsletter", channel, shot).await;
+    let meta = el(&b, "dl.meta").await.text().await.unwrap();
+    let label = if channel == "push" { "Push" } else { "Email" };
+    assert!(meta.contains(label) && meta.contains("Message opened"), "{meta}");
+    let counts = send_waves(&app, &id);
+    check_waves(&b, &counts).await;
+    assert_no_overflow(&b, "the campaign page").await;
+    b.screenshot(&format!("{shot}-page")).await;
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors: {errors:#?}");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_is_created_and_its_waves_shown_on_a_laptop() {
+    run(1280, 900, "email", "campaign-1280").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_is_created_and_its_waves_shown_on_a_phone() {
+    run(375, 812, "push", "campaign-375").await;
+}
