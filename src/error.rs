@@ -65,12 +65,16 @@ error_codes! {
     InvalidTransition => "INVALID_TRANSITION", 409;
     ExpNotRunning => "EXP_NOT_RUNNING", 409;
     ExpNotDraft => "EXP_NOT_DRAFT", 409;
+    /// Email needs `notifications.smtp_url`, and it is not set.
+    NotificationsOff => "NOTIFICATIONS_OFF", 409;
     ValidationFailed => "VALIDATION_FAILED", 422;
     RateLimited => "RATE_LIMITED", 429;
     StateUnreadable => "STATE_UNREADABLE", 503;
     ServerBusy => "SERVER_BUSY", 503;
     /// The export target (another server) failed or refused: a bad gateway.
     ExportTarget => "EXPORT_TARGET_FAILED", 502;
+    /// The mail server refused or could not be reached: a bad gateway.
+    SmtpFailed => "SMTP_FAILED", 502;
     Internal => "INTERNAL", 500;
 }
 
@@ -117,7 +121,7 @@ impl AppError {
     pub fn body(&self, production: bool) -> Value {
         let hide = production
             && self.status() >= 500
-            && !matches!(self.code, Code::StateUnreadable | Code::ServerBusy);
+            && !matches!(self.code, Code::StateUnreadable | Code::ServerBusy | Code::SmtpFailed);
         let message = if hide { "internal server error".to_string() } else { self.message.clone() };
         let mut err = json!({ "code": self.code.as_str(), "message": message });
         if let (Some(d), false) = (&self.details, hide) {

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod audit;
 pub mod backup;
+pub mod notifications;
 pub mod records;
 pub mod scan;
 pub mod tables;
@@ -898,6 +899,7 @@ mod tests {
             created_at: 0,
             disabled: false,
             token_version: 0,
+            notifications: Default::default(),
         }
     }
 

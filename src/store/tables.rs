@@ -42,6 +42,12 @@ pub const PENDING: TableDefinition<u128, i64> = TableDefinition::new("webhook_pe
 /// `(experiment, event)`: one-off events already emitted (winner found, SRM detected).
 pub const EVENT_MARKS: TableDefinition<(u128, &str), ()> = TableDefinition::new("event_marks");
 
+/// The email outbox: `(experiment, event, owner) -> email JSON`, one per event and owner.
+pub const EMAILS: TableDefinition<(u128, &str, u128), &[u8]> = TableDefinition::new("emails");
+/// `(experiment, event, owner) -> next attempt (ms)`: what the email worker still has to send.
+pub const EMAIL_PENDING: TableDefinition<(u128, &str, u128), i64> =
+    TableDefinition::new("email_pending");
+
 /// Opening a table in a write transaction creates it; doing it for all at once means
 /// readers never meet a missing table.
 pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
@@ -63,5 +69,7 @@ pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
     w.open_table(DELIVERIES)?;
     w.open_table(PENDING)?;
     w.open_table(EVENT_MARKS)?;
+    w.open_table(EMAILS)?;
+    w.open_table(EMAIL_PENDING)?;
     Ok(())
 }
