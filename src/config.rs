@@ -17,6 +17,7 @@ pub struct Config {
     pub writer: WriterConfig,
     pub webhooks: WebhooksConfig,
     pub outbound: OutboundConfig,
+    pub notifications: NotificationsConfig,
     pub log: LogConfig,
 }
 
@@ -173,6 +174,83 @@ pub struct OutboundConfig {
     pub allow_private: bool,
 }
 
+/// Email to experiment owners (winner found, SRM detected, completed). Off while
+/// `smtp_url` is empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// `smtp://user:password@host:port` (plain), `smtps://...` (TLS from the first byte), or
+    /// `smtp://...?tls=required` (STARTTLS); empty turns email off.
+    pub smtp_url: String,
+    /// The sender, `Samplit <samplit@example.com>` or a bare address; needed with `smtp_url`.
+    pub from: String,
+}
+
+impl NotificationsConfig {
+    pub fn enabled(&self) -> bool {
+        !self.smtp_url.is_empty()
+    }
+
+    /// `smtp_url` with its password replaced, for logs and `samplit config show`.
+    pub fn redacted_url(&self) -> String {
+        redact_url_password(&self.smtp_url)
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `<redacted>`.
+fn redact_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:<redacted>@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Why an SMTP URL cannot be used, in words for the `notifications.smtp_url` error.
+fn check_smtp_url(url: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err("must look like smtp://user:password@host:port or smtps://...".into());
+    };
+    if !matches!(scheme, "smtp" | "smtps") {
+        return Err(format!("scheme must be smtp:// or smtps://, not {scheme}://"));
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match hostport.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, p)) => (h, p.strip_prefix(':')),
+            None => return Err("has an unclosed [ in its host".into()),
+        },
+        None => match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (hostport, None),
+        },
+    };
+    if host.is_empty() {
+        return Err("needs a host, as in smtp://mail.example.com:587".into());
+    }
+    if let Some(p) = port
+        && p.parse::<u16>().map_or(true, |p| p == 0)
+    {
+        return Err(format!("port {p:?} is not a port number"));
+    }
+    if let Some(q) = rest.split_once('?').map(|(_, q)| q) {
+        for pair in q.split('&') {
+            match pair {
+                "tls=required" | "tls=opportunistic" if scheme == "smtp" => {}
+                _ => {
+                    return Err(format!(
+                        "unknown option {pair:?}: smtp:// takes tls=required or \
+                         tls=opportunistic, smtps:// none"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
@@ -224,6 +302,7 @@ impl Default for Config {
             writer: WriterConfig { max_batch: 2048, max_queue: 50_000 },
             webhooks: WebhooksConfig { allow_private: false, ca_file: String::new() },
             outbound: OutboundConfig { allow_private: false },
+            notifications: NotificationsConfig { smtp_url: String::new(), from: String::new() },
             log: LogConfig { level: "info".into(), format: "text".into() },
         }
     }
@@ -370,6 +449,25 @@ impl Config {
         if self.server.shutdown_grace_secs > 3600 {
             return Err(bad("server.shutdown_grace_secs", "must be 0 to 3600"));
         }
+        if self.notifications.enabled() {
+            if let Err(m) = check_smtp_url(&self.notifications.smtp_url) {
+                return Err(bad("notifications.smtp_url", &m));
+            }
+            if self.notifications.from.trim().is_empty() {
+                return Err(bad(
+                    "notifications.from",
+                    "is needed with notifications.smtp_url: the sender's address",
+                ));
+            }
+        }
+        if !self.notifications.from.is_empty()
+            && self.notifications.from.parse::<lettre::message::Mailbox>().is_err()
+        {
+            return Err(bad(
+                "notifications.from",
+                "must be an address such as samplit@example.com or `Samplit <samplit@example.com>`",
+            ));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(bad("log.format", "must be `text` or `json`"));
         }
@@ -412,6 +510,7 @@ impl Config {
                 *s = "<redacted>".into();
             }
         }
+        c.notifications.smtp_url = c.notifications.redacted_url();
         toml::to_string_pretty(&c).unwrap_or_else(|e| format!("# cannot render: {e}"))
     }
 }
@@ -633,6 +732,55 @@ mod tests {
             let e = resolve(None, &env, Overrides::default()).unwrap_err();
             assert!(e.contains(&format!("server.{key}")), "{key}={bad}: {e}");
         }
+    }
+
+    #[test]
+    fn smtp_settings_are_checked_and_named() {
+        let c = resolve(None, &[], Overrides::default()).unwrap();
+        assert!(!c.notifications.enabled(), "off by default");
+        let from = ("SAMPLIT_NOTIFICATIONS__FROM", "Samplit <samplit@example.com>");
+        for good in [
+            "smtp://127.0.0.1:2525",
+            "smtp://user:p%40ss@mail.example.com:587?tls=required",
+            "smtps://u:p@mail.example.com",
+            "smtp://[::1]:25",
+        ] {
+            let env = [("SAMPLIT_NOTIFICATIONS__SMTP_URL", good), from];
+            assert!(resolve(None, &env, Overrides::default()).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://mail.example.com",
+            "mail.example.com:25",
+            "smtp://:25",
+            "smtp://host:0",
+            "smtp://host:99999",
+            "smtps://host?tls=required",
+            "smtp://host?tls=maybe",
+        ] {
+            let env = [("SAMPLIT_NOTIFICATIONS__SMTP_URL", bad), from];
+            let e = resolve(None, &env, Overrides::default()).unwrap_err();
+            assert!(e.contains("notifications.smtp_url"), "{bad}: {e}");
+        }
+        let env = [("SAMPLIT_NOTIFICATIONS__SMTP_URL", "smtp://h:25")];
+        let e = resolve(None, &env, Overrides::default()).unwrap_err();
+        assert!(e.contains("notifications.from"), "{e}");
+        let env = [
+            ("SAMPLIT_NOTIFICATIONS__SMTP_URL", "smtp://h:25"),
+            ("SAMPLIT_NOTIFICATIONS__FROM", "nope"),
+        ];
+        let e = resolve(None, &env, Overrides::default()).unwrap_err();
+        assert!(e.contains("notifications.from"), "{e}");
+    }
+
+    #[test]
+    fn redaction_hides_the_smtp_password() {
+        let env = [
+            ("SAMPLIT_NOTIFICATIONS__SMTP_URL", "smtps://mailer:hunter22@mail.example.com:465"),
+            ("SAMPLIT_NOTIFICATIONS__FROM", "samplit@example.com"),
+        ];
+        let shown = resolve(None, &env, Overrides::default()).unwrap().redacted_toml();
+        assert!(!shown.contains("hunter22"), "{shown}");
+        assert!(shown.contains("smtps://mailer:<redacted>@mail.example.com:465"), "{shown}");
     }
 
     #[test]

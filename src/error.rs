@@ -69,12 +69,16 @@ error_codes! {
     ExpNotCampaign => "EXP_NOT_CAMPAIGN", 409;
     /// A campaign open pixel or click link that Samplit did not sign (forged or altered).
     InvalidToken => "INVALID_TOKEN", 404;
+    /// Email needs `notifications.smtp_url`, and it is not set.
+    NotificationsOff => "NOTIFICATIONS_OFF", 409;
     ValidationFailed => "VALIDATION_FAILED", 422;
     RateLimited => "RATE_LIMITED", 429;
     StateUnreadable => "STATE_UNREADABLE", 503;
     ServerBusy => "SERVER_BUSY", 503;
     /// The export target (another server) failed or refused: a bad gateway.
     ExportTarget => "EXPORT_TARGET_FAILED", 502;
+    /// The mail server refused or could not be reached: a bad gateway.
+    SmtpFailed => "SMTP_FAILED", 502;
     Internal => "INTERNAL", 500;
 }
 
@@ -121,7 +125,7 @@ impl AppError {
     pub fn body(&self, production: bool) -> Value {
         let hide = production
             && self.status() >= 500
-            && !matches!(self.code, Code::StateUnreadable | Code::ServerBusy);
+            && !matches!(self.code, Code::StateUnreadable | Code::ServerBusy | Code::SmtpFailed);
         let message = if hide { "internal server error".to_string() } else { self.message.clone() };
         let mut err = json!({ "code": self.code.as_str(), "message": message });
         if let (Some(d), false) = (&self.details, hide) {

@@ -177,7 +177,12 @@ impl Checker {
 
 #[test]
 fn real_answers_fit_the_documented_schemas() {
-    let app = TestApp::spawn_with(&[("SAMPLIT_WEBHOOKS__ALLOW_PRIVATE", "true")]);
+    let sink = common::smtp_sink::SmtpSink::start();
+    let app = TestApp::spawn_with(&[
+        ("SAMPLIT_WEBHOOKS__ALLOW_PRIVATE", "true"),
+        ("SAMPLIT_NOTIFICATIONS__SMTP_URL", &sink.url()),
+        ("SAMPLIT_NOTIFICATIONS__FROM", "samplit@example.com"),
+    ]);
     let doc = app.get("/api/v1/openapi.json", None);
     assert_eq!(doc.status, 200);
     let mut c = Checker { doc: doc.body.clone(), seen: vec![] };
@@ -197,6 +202,7 @@ fn real_answers_fit_the_documented_schemas() {
                 && !path.ends_with("/start")
                 && !path.ends_with("/pause")
                 && !path.ends_with("/resume")
+                && !path.ends_with("/notifications/test")
             {
                 assert!(op["requestBody"].is_object(), "{method} {path} documents no body");
             }
@@ -226,6 +232,13 @@ fn real_answers_fit_the_documented_schemas() {
     let t = Some(t.as_str());
     let me = get(&mut c, "/api/v1/auth/me", "/api/v1/auth/me", t);
     let site = me.body["site_key"].as_str().unwrap().to_string();
+    let prefs = json!({"notifications": {"srm_detected": false}});
+    let r = app.patch("/api/v1/auth/me", t, &prefs);
+    c.exchange("patch", "/api/v1/auth/me", Some(&prefs), &r);
+    assert_eq!(r.body["notifications"]["srm_detected"], false, "{}", r.text);
+    let r = app.post("/api/v1/notifications/test", t, &json!({}));
+    c.exchange("post", "/api/v1/notifications/test", None, &r);
+    assert_eq!(r.status, 200, "{}", r.text);
     let member = json!({"email": "m@example.com", "password": "member pass", "role": "member"});
     let m = post(&mut c, "/api/v1/users", "/api/v1/users", t, member);
     let mid_user = m.body["id"].as_str().unwrap().to_string();
@@ -322,6 +335,8 @@ fn real_answers_fit_the_documented_schemas() {
     assert_eq!(r.body["total"], 1, "{}", r.text);
 
     get(&mut c, "/api/v1/audit", "/api/v1/audit", t);
+    let r = get(&mut c, "/api/v1/notifications", "/api/v1/notifications", t);
+    assert_eq!(r.body["emails"][0]["event"], "experiment.completed", "{}", r.text);
     let sim = json!({"arms": [{"name": "A", "true_rate": 0.05}, {"true_rate": 0.07}],
                      "visitors": 2000, "seed": 7});
     post(&mut c, "/api/v1/simulate", "/api/v1/simulate", None, sim);

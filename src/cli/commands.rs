@@ -596,6 +596,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     tokio::spawn(admin_socket::run(socket, services.clone()));
     let worker = services.clone();
     tokio::spawn(async move { worker.run_webhooks(webhook_client).await });
+    let mailer = services.clone();
+    tokio::spawn(async move { mailer.run_notifications().await });
 
     let shutdown = shutdown_signal();
     let shown = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -604,6 +606,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
         None => println!("samplit: no config file (defaults and SAMPLIT_* environment)"),
     }
     println!("samplit: data in {}", shown(&data_dir).display());
+    if loaded.config.notifications.enabled() {
+        println!("samplit: email via {}", loaded.config.notifications.redacted_url());
+    }
     println!("samplit: listening on http://{addr} — open {} in a browser", services.public_url());
     if addr.ip().is_unspecified() && loaded.config.server.public_url.is_empty() {
         println!(

@@ -19,13 +19,14 @@ use crate::service::accounts::{
     UserList, UserView,
 };
 use crate::service::blocking;
+use crate::service::notifications::PrefsChange;
 use crate::store::records::Role;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/register", post(register))
         .route("/auth/token", post(token))
-        .route("/auth/me", get(me))
+        .route("/auth/me", get(me).patch(patch_me))
         .route("/auth/status", get(status))
         .route("/users", post(create_user).get(list_users))
         .route("/users/{id}", patch(patch_user).delete(remove_user))
@@ -148,7 +149,32 @@ fn serde_urlencoded_pairs(bytes: &[u8]) -> Vec<(String, String)> {
 }
 
 async fn me(Auth(p): Auth) -> Json<Me> {
-    Json(Me { user: UserView::from(&p.user), site_key: p.user.site_key.clone() })
+    Json(Me {
+        user: UserView::from(&p.user),
+        site_key: p.user.site_key.clone(),
+        notifications: p.user.notifications,
+    })
+}
+
+/// The body of PATCH /auth/me: what the caller changes about themselves.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MePatchBody {
+    /// Email switches to change; the ones left out stay as they are.
+    #[serde(default)]
+    pub notifications: Option<PrefsChange>,
+}
+
+async fn patch_me(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(b): ApiJson<MePatchBody>,
+) -> ApiResult<Json<Me>> {
+    let notifications = match b.notifications {
+        Some(c) => s.services.notifications.set_prefs(&p, c).await?,
+        None => p.user.notifications,
+    };
+    Ok(Json(Me { user: UserView::from(&p.user), site_key: p.user.site_key.clone(), notifications }))
 }
 
 /// Public: whether the first-run page should offer to create the admin account.

@@ -10,6 +10,7 @@ pub mod experiments;
 pub mod extract;
 pub mod limits;
 pub mod meta;
+pub mod notifications;
 pub mod openapi;
 pub mod ops;
 pub mod simulate;
@@ -108,6 +109,7 @@ pub fn app(state: AppState) -> Router {
         .merge(analytics::router())
         .merge(audit::router())
         .merge(webhooks::router())
+        .merge(notifications::router())
         .merge(simulate::router())
         .merge(ops::api_router())
         .merge(meta::router());

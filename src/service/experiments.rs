@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::accounts::Principal;
 use super::catalog::{Catalog, Entry};
+use super::notifications::Notifications;
 use super::webhooks::Webhooks;
 use super::{now_ms, rfc3339};
 use crate::config::Config;
@@ -18,7 +19,7 @@ use crate::engine::model::{
 };
 use crate::error::{AppError, AppResult, Code};
 use crate::store::Store;
-use crate::store::api::ExperimentStore;
+use crate::store::api::{ExperimentStore, NotificationStore};
 use crate::store::audit::Draft;
 use crate::store::writer::Writer;
 
@@ -207,6 +208,7 @@ pub struct Experiments {
     catalog: Arc<Catalog>,
     config: Arc<Config>,
     webhooks: Webhooks,
+    notifications: Notifications,
     /// Serialises experiment changes: each reads the current definition, validates and
     /// writes, and two interleaved ones would lose an update.
     exp_writes: Arc<tokio::sync::Mutex<()>>,
@@ -219,8 +221,17 @@ impl Experiments {
         catalog: Arc<Catalog>,
         config: Arc<Config>,
         webhooks: Webhooks,
+        notifications: Notifications,
     ) -> Experiments {
-        Experiments { store, writer, catalog, config, webhooks, exp_writes: Default::default() }
+        Experiments {
+            store,
+            writer,
+            catalog,
+            config,
+            webhooks,
+            notifications,
+            exp_writes: Default::default(),
+        }
     }
 
     fn defaults(&self) -> Defaults {
@@ -457,15 +468,22 @@ impl Experiments {
             // The writer must know the experiment before the first visitor can arrive.
             self.writer.register(id, Entry::new(exp.clone()).meta()).await?;
         }
-        if let Err(e) = self.store.put_experiment(exp.clone(), d, events).await {
-            if t == Transition::Start {
-                let _ = self.writer.forget(id).await;
-            }
-            return Err(e.into());
-        }
+        // The email goes in the same transaction as the change and its webhook deliveries.
+        let emails = self.notifications.emails(action, &exp, None)?;
+        let emailed =
+            match self.store.put_experiment_notifying(exp.clone(), d, events, emails).await {
+                Ok(n) => n,
+                Err(e) => {
+                    if t == Transition::Start {
+                        let _ = self.writer.forget(id).await;
+                    }
+                    return Err(e.into());
+                }
+            };
         let entry = self.catalog.put(exp);
         tracing::info!(experiment = %id, status = next.as_str(), "experiment {}", t.as_str());
         self.webhooks.deliveries_queued(queued);
+        self.notifications.queued(emailed);
         Ok(ExperimentView::from(&entry.exp))
     }
 

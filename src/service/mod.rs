@@ -14,6 +14,7 @@ pub mod campaigns;
 pub mod catalog;
 pub mod experiments;
 pub mod exports;
+pub mod notifications;
 pub mod outbound;
 pub mod tracker;
 pub mod webhooks;
@@ -61,6 +62,7 @@ pub struct Services {
     pub analytics: analytics::Analysis,
     pub audit: audit::AuditTrail,
     pub webhooks: webhooks::Webhooks,
+    pub notifications: notifications::Notifications,
     pub exports: exports::Exports,
     pub admin: admin::Admin,
     store: Store,
@@ -85,6 +87,9 @@ pub enum StartError {
     Secrets(#[from] secrets::SecretError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A setting that the mail client refuses (its message names the setting).
+    #[error("{0}")]
+    Notifications(String),
 }
 
 impl Services {
@@ -127,12 +132,20 @@ impl Services {
             Ok(n) => tracing::info!(webhooks = n, "sealed plain-text webhook secrets"),
             Err(e) => tracing::error!(error = %e.message, "cannot seal webhook secrets"),
         }
+        let notifications = notifications::Notifications::new(
+            store.clone(),
+            analytics.clone(),
+            &config,
+            public_url.clone(),
+        )
+        .map_err(StartError::Notifications)?;
         let experiments = experiments::Experiments::new(
             store.clone(),
             writer.clone(),
             catalog.clone(),
             config.clone(),
             webhooks.clone(),
+            notifications.clone(),
         );
         let tracker = tracker::Tracker::new(
             store.clone(),
@@ -171,6 +184,7 @@ impl Services {
             analytics,
             audit: audit::AuditTrail::new(store.clone()),
             webhooks,
+            notifications,
             exports,
             admin,
             store,
@@ -239,9 +253,15 @@ impl Services {
             self.webhooks.clone(),
             self.catalog.clone(),
             self.analytics.clone(),
+            self.notifications.clone(),
             client,
         )
         .await
+    }
+
+    /// The email worker, for the life of the server (returns at once when email is off).
+    pub async fn run_notifications(&self) {
+        notifications::worker::run(self.notifications.clone()).await
     }
 
     /// Stops the writer after it has committed everything queued, and waits for it.

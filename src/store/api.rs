@@ -19,7 +19,8 @@
 //!   is only right because an assignment never changes once written;
 //! - experiment changes are serialised by an in-process mutex (`exp_writes`), and the audit
 //!   chain's head is read and appended inside one local transaction;
-//! - once-only webhook events (`enqueue` with a mark) rely on the local transaction too;
+//! - once-only webhook events (`enqueue` with a mark) rely on the local transaction too, as
+//!   does the email outbox's one email per event and owner (`NotificationStore`);
 //! - commit sequence numbers (`commit_seq`, used by exports) are one local counter;
 //! - rate limits, the simulator's one-at-a-time permit and the admin socket are per process.
 
@@ -28,6 +29,7 @@ use std::path::Path;
 use uuid::Uuid;
 
 use super::audit::{Broken, Draft};
+use super::notifications::Email;
 use super::records::{ApiKey, AssignmentRec, ConversionRec, User};
 use super::scan::{AssignmentKey, ConversionKey, Page, SeqRange};
 use super::webhooks::{Delivery, Webhook};
@@ -161,6 +163,33 @@ pub trait WebhookStore {
         mark: Option<(Uuid, String)>,
     ) -> impl Future<Output = StoreResult<bool>> + Send + 'static;
     fn save_delivery(&self, d: Delivery) -> impl Future<Output = StoreResult<()>> + Send + 'static;
+}
+
+/// The email outbox. Emails are queued only with the change or one-off mark that raised
+/// their event, so one event is one email per owner.
+pub trait NotificationStore {
+    /// As `ExperimentStore::put_experiment`, also queueing `emails` (each only once per
+    /// experiment, event and owner); answers how many were new.
+    fn put_experiment_notifying(
+        &self,
+        exp: Experiment,
+        change: Draft,
+        events: Vec<Delivery>,
+        emails: Vec<Email>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send + 'static;
+    /// Marks a one-off event and queues its deliveries and emails; None when it was
+    /// marked already (nothing queued), else how many emails were new.
+    fn enqueue_event(
+        &self,
+        deliveries: Vec<Delivery>,
+        emails: Vec<Email>,
+        exp: Uuid,
+        event: String,
+    ) -> impl Future<Output = StoreResult<Option<usize>>> + Send + 'static;
+    fn event_marked(&self, exp: Uuid, event: &str) -> StoreResult<bool>;
+    fn due_emails(&self, now: i64) -> StoreResult<Vec<Email>>;
+    fn emails_of(&self, owner: Uuid) -> StoreResult<Vec<Email>>;
+    fn save_email(&self, e: Email) -> impl Future<Output = StoreResult<()>> + Send + 'static;
 }
 
 /// The audit trail (entries are appended by the commits above, never on their own).
@@ -351,6 +380,39 @@ impl WebhookStore for Store {
     }
     fn save_delivery(&self, d: Delivery) -> impl Future<Output = StoreResult<()>> + Send + 'static {
         committing(self, move |s| s.save_delivery(&d))
+    }
+}
+
+impl NotificationStore for Store {
+    fn put_experiment_notifying(
+        &self,
+        exp: Experiment,
+        change: Draft,
+        events: Vec<Delivery>,
+        emails: Vec<Email>,
+    ) -> impl Future<Output = StoreResult<usize>> + Send + 'static {
+        committing(self, move |s| s.put_experiment_notifying(&exp, &change, &events, &emails))
+    }
+    fn enqueue_event(
+        &self,
+        deliveries: Vec<Delivery>,
+        emails: Vec<Email>,
+        exp: Uuid,
+        event: String,
+    ) -> impl Future<Output = StoreResult<Option<usize>>> + Send + 'static {
+        committing(self, move |s| s.enqueue_event(&deliveries, &emails, exp, &event))
+    }
+    fn event_marked(&self, exp: Uuid, event: &str) -> StoreResult<bool> {
+        Store::event_marked(self, exp, event)
+    }
+    fn due_emails(&self, now: i64) -> StoreResult<Vec<Email>> {
+        Store::due_emails(self, now)
+    }
+    fn emails_of(&self, owner: Uuid) -> StoreResult<Vec<Email>> {
+        Store::emails_of(self, owner)
+    }
+    fn save_email(&self, e: Email) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+        committing(self, move |s| s.save_email(&e))
     }
 }
 

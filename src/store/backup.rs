@@ -30,7 +30,12 @@ where
     for<'a> K::SelfType<'a>: std::borrow::Borrow<K::SelfType<'a>>,
     for<'a> V::SelfType<'a>: std::borrow::Borrow<V::SelfType<'a>>,
 {
-    let table = src.open_table(def)?;
+    // Tables added without a schema bump (the email outbox) are created by their first
+    // write: a file that never had one has nothing to copy.
+    let table = match src.open_table(def) {
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(0),
+        t => t?,
+    };
     let mut iter = table.iter()?;
     let mut copied = 0u64;
     loop {
@@ -112,6 +117,8 @@ impl Store {
             PENDING,
             EVENT_MARKS,
             CAMPAIGN_WAVES,
+            EMAILS,
+            EMAIL_PENDING,
         );
         let w = dst.begin_write()?;
         {

@@ -6,6 +6,7 @@ pub mod api;
 pub mod audit;
 pub mod backup;
 pub mod campaigns;
+pub mod notifications;
 pub mod records;
 pub mod scan;
 pub mod tables;
@@ -985,6 +986,7 @@ mod tests {
             created_at: 0,
             disabled: false,
             token_version: 0,
+            notifications: Default::default(),
         }
     }
 

@@ -45,6 +45,43 @@ pub struct User {
     /// change, disable) makes every older token invalid. Records before this field are 0.
     #[serde(default)]
     pub token_version: u32,
+    /// Which events this user is emailed about; records from before are all on.
+    #[serde(default)]
+    pub notifications: NotificationPrefs,
+}
+
+/// The owner's choice of emails, one switch per event (all on unless turned off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NotificationPrefs {
+    #[serde(default = "on")]
+    pub winner_found: bool,
+    #[serde(default = "on")]
+    pub srm_detected: bool,
+    #[serde(default = "on")]
+    pub completed: bool,
+}
+
+fn on() -> bool {
+    true
+}
+
+impl Default for NotificationPrefs {
+    fn default() -> Self {
+        NotificationPrefs { winner_found: true, srm_detected: true, completed: true }
+    }
+}
+
+impl NotificationPrefs {
+    /// Whether the user wants email about `event` (`experiment.winner_found` ...); events
+    /// without a switch are never emailed.
+    pub fn wants(&self, event: &str) -> bool {
+        match event {
+            "experiment.winner_found" => self.winner_found,
+            "experiment.srm_detected" => self.srm_detected,
+            "experiment.completed" => self.completed,
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -50,6 +50,11 @@ pub const EVENT_MARKS: TableDefinition<(u128, &str), ()> = TableDefinition::new(
 /// `(experiment, wave number) -> wave JSON`: each campaign wave's links and counts.
 pub const CAMPAIGN_WAVES: TableDefinition<(u128, u32), &[u8]> =
     TableDefinition::new("campaign_waves");
+/// The email outbox: `(experiment, event, owner) -> email JSON`, one per event and owner.
+pub const EMAILS: TableDefinition<(u128, &str, u128), &[u8]> = TableDefinition::new("emails");
+/// `(experiment, event, owner) -> next attempt (ms)`: what the email worker still has to send.
+pub const EMAIL_PENDING: TableDefinition<(u128, &str, u128), i64> =
+    TableDefinition::new("email_pending");
 
 /// Opening a table in a write transaction creates it; doing it for all at once means
 /// readers never meet a missing table.
@@ -73,5 +78,7 @@ pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
     w.open_table(PENDING)?;
     w.open_table(EVENT_MARKS)?;
     w.open_table(CAMPAIGN_WAVES)?;
+    w.open_table(EMAILS)?;
+    w.open_table(EMAIL_PENDING)?;
     Ok(())
 }

@@ -80,6 +80,9 @@ impl Store {
             DELIVERIES,
             PENDING,
             EVENT_MARKS,
+            CAMPAIGN_WAVES,
+            EMAILS,
+            EMAIL_PENDING,
         );
         drop(r);
         // The database-wide figures need a write transaction; it is aborted at once.

@@ -10,6 +10,7 @@ import * as detailView from './views/experiment.js';
 import * as installView from './views/install.js';
 import * as keysView from './views/keys.js';
 import * as simulatorView from './views/simulator.js';
+import * as notificationsView from './views/notifications.js';
 
 const RETURN_KEY = 'samplit.return_to';
 
@@ -22,6 +23,7 @@ const routes = [
   { path: /^\/experiments\/([^/]+)$/, view: detailView, title: 'Experiment', nav: 'experiments', keys: ['id'] },
   { path: /^\/install$/, view: installView, title: 'Installation', nav: 'install' },
   { path: /^\/keys$/, view: keysView, title: 'API keys', nav: 'keys' },
+  { path: /^\/notifications$/, view: notificationsView, title: 'Notifications', nav: 'notifications' },
 ];
 
 const main = document.getElementById('main');
@@ -65,6 +67,7 @@ function renderNav(active) {
       link('#/experiments', 'Experiments', 'experiments'),
       link('#/install', 'Installation', 'install'),
       link('#/keys', 'API keys', 'keys'),
+      link('#/notifications', 'Notifications', 'notifications'),
       link('#/simulator', 'Simulator', 'simulator'),
       h('span', { class: 'nav-spacer' }),
       app.user ? h('span', { class: 'nav-user', title: app.user.email }, app.user.email) : null,

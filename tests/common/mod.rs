@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod http_request;
+pub mod smtp_sink;
 pub mod xlsx_read;
 
 use serde_json::{Value, json};

@@ -101,6 +101,8 @@ pub struct Me {
     #[serde(flatten)]
     pub user: UserView,
     pub site_key: String,
+    /// Which events the user is emailed about (`PATCH /auth/me` changes them).
+    pub notifications: crate::store::records::NotificationPrefs,
 }
 
 /// GET /auth/status: what the first-run page needs to know.
@@ -288,6 +290,7 @@ impl Accounts {
             created_at: now_ms(),
             disabled: false,
             token_version: 0,
+            notifications: Default::default(),
         };
         let actor = if actor.is_empty() { user.email.clone() } else { actor.to_string() };
         let user = match self.store.insert_user(user, only_if_empty, new.may_be_admin, actor).await

@@ -283,19 +283,31 @@ impl Webhooks {
         }
     }
 
-    /// Queues a one-off event (winner found, SRM detected): at most once per experiment.
+    /// Queues a one-off event (winner found, SRM detected): at most once per experiment,
+    /// with the owner's `emails` in the same transaction. Answers how many emails were new.
     pub async fn emit_once(
         &self,
         owner: Uuid,
         event: &'static str,
         exp: Uuid,
         data: Value,
-    ) -> AppResult<()> {
+        emails: Vec<crate::store::notifications::Email>,
+    ) -> AppResult<usize> {
+        use crate::store::api::NotificationStore;
         let deliveries = self.deliveries(owner, event, exp, &data)?;
         let n = deliveries.len();
-        if self.store.enqueue(deliveries, Some((exp, event.to_string()))).await? {
-            self.deliveries_queued(n);
+        match self.store.enqueue_event(deliveries, emails, exp, event.to_string()).await? {
+            Some(emailed) => {
+                self.deliveries_queued(n);
+                Ok(emailed)
+            }
+            None => Ok(0),
         }
-        Ok(())
+    }
+
+    /// Whether a one-off event was emitted already for `exp`.
+    pub fn emitted(&self, exp: Uuid, event: &str) -> AppResult<bool> {
+        use crate::store::api::NotificationStore;
+        Ok(self.store.event_marked(exp, event)?)
     }
 }

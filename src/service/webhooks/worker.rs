@@ -10,8 +10,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::{Webhooks, signature};
-use crate::service::analytics::Analysis;
-use crate::service::catalog::Catalog;
+use crate::service::analytics::{Analysis, Analytics};
+use crate::service::catalog::{Catalog, Entry};
+use crate::service::notifications::Notifications;
 use crate::service::now_ms;
 use crate::service::outbound::{self, Client, describe};
 use crate::store::StoreError;
@@ -105,6 +106,7 @@ struct Worker {
     hooks: Webhooks,
     catalog: Arc<Catalog>,
     analytics: Analysis,
+    notices: Notifications,
     flight: Arc<Mutex<InFlight>>,
 }
 
@@ -153,24 +155,37 @@ impl Worker {
         }
     }
 
-    /// Emits winner-found and SRM events when an experiment's results turn that way.
+    /// Emits winner-found and SRM events when an experiment's results turn that way, each
+    /// with its email to the owner.
     async fn watch_results(&self) {
         for e in self.catalog.all().iter().filter(|e| e.serving()) {
             let Some(a) = self.analytics.live(&e.exp) else { continue };
             if a.recommendation.decision == crate::engine::decision::Decision::DeclareWinner {
                 let data = json!({"recommendation": a.recommendation});
-                let _ = self
-                    .hooks
-                    .emit_once(e.exp.owner, "experiment.winner_found", e.exp.id, data)
-                    .await;
+                self.emit(e, "experiment.winner_found", data, &a).await;
             }
             if a.srm.mismatch {
                 let data = json!({"srm": a.srm});
-                let _ = self
-                    .hooks
-                    .emit_once(e.exp.owner, "experiment.srm_detected", e.exp.id, data)
-                    .await;
+                self.emit(e, "experiment.srm_detected", data, &a).await;
             }
+        }
+    }
+
+    async fn emit(&self, e: &Entry, event: &'static str, data: serde_json::Value, a: &Analytics) {
+        // Most passes find the event emitted long ago: skip rendering its email again.
+        if self.hooks.emitted(e.exp.id, event).unwrap_or(false) {
+            return;
+        }
+        let emails = match self.notices.emails(event, &e.exp, Some(a)) {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot prepare a notification email");
+                vec![]
+            }
+        };
+        match self.hooks.emit_once(e.exp.owner, event, e.exp.id, data, emails).await {
+            Ok(n) => self.notices.queued(n),
+            Err(err) => tracing::error!(error = %err, event, "cannot queue an event"),
         }
     }
 }
@@ -241,8 +256,14 @@ async fn send(client: &Client, hook: &Webhook, secret: &str, d: &Delivery) -> Re
 
 /// The delivery worker and the results watcher; runs for the life of the server. `client`
 /// comes from [`outbound::client`], built once when the server starts.
-pub async fn run(hooks: Webhooks, catalog: Arc<Catalog>, analytics: Analysis, client: Client) {
-    let w = Worker { hooks, catalog, analytics, flight: Default::default() };
+pub async fn run(
+    hooks: Webhooks,
+    catalog: Arc<Catalog>,
+    analytics: Analysis,
+    notices: Notifications,
+    client: Client,
+) {
+    let w = Worker { hooks, catalog, analytics, notices, flight: Default::default() };
     let mut watch = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {

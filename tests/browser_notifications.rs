@@ -1,0 +1,256 @@
+//! The Notifications page in a real headless Chromium: the three switches save as they are
+//! flipped (and stay so after a reload), "Send test email" delivers to the test's SMTP
+//! server, and a server without SMTP says so and disables the button — on a laptop
+//! (1280 px) and on a phone (375 px), with no sideways overflow and no console errors.
+//! Screenshots land in target/screenshots/.
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use browser::Browser;
+use common::TestApp;
+use common::smtp_sink::SmtpSink;
+use fantoccini::Locator;
+use fantoccini::elements::Element;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+const EMAIL: &str = "owner@example.com";
+const PASSWORD: &str = "correct horse";
+
+async fn page_text(b: &Browser) -> String {
+    let js = "const m = document.querySelector('main'); \
+              const t = [...document.querySelectorAll('.toast')].map(x => x.innerText); \
+              return location.hash + '\\n' + (m ? m.innerText.slice(0, 1500) : '') + '\\ntoasts: ' + t.join(' | ');";
+    b.client
+        .execute(js, vec![])
+        .await
+        .map(|v| v.as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+/// Polls `expr` until it is truthy; on timeout saves a FAILED-… screenshot and panics.
+async fn wait_js(b: &Browser, expr: &str, what: &str) -> Value {
+    let script = format!("try {{ return ({expr}); }} catch (e) {{ return null; }}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let v = b.client.execute(&script, vec![]).await.expect("execute script");
+        let truthy = match &v {
+            Value::Null => false,
+            Value::Bool(x) => *x,
+            Value::Number(n) => n.as_f64() != Some(0.0),
+            Value::String(s) => !s.is_empty(),
+            _ => true,
+        };
+        if truthy {
+            return v;
+        }
+        if Instant::now() > deadline {
+            let name: String =
+                what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+            b.screenshot(&format!("FAILED-{name}")).await;
+            panic!(
+                "timed out waiting for {what} ({expr}); the page shows:\n{}",
+                page_text(b).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn el(b: &Browser, css: &str) -> Element {
+    let expr = format!(
+        "(() => {{ const e = document.querySelector({css:?}); return e && e.getClientRects().length > 0; }})()"
+    );
+    wait_js(b, &expr, css).await;
+    b.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
+}
+
+async fn click(b: &Browser, css: &str) {
+    el(b, css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+}
+
+async fn type_into(b: &Browser, css: &str, text: &str) {
+    let e = el(b, css).await;
+    e.clear().await.unwrap();
+    e.send_keys(text).await.unwrap();
+}
+
+async fn js(b: &Browser, script: &str) -> Value {
+    b.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
+}
+
+async fn assert_no_overflow(b: &Browser, what: &str) {
+    let v = js(
+        b,
+        "const wide = [...document.querySelectorAll('body *')].filter(e => { \
+           const r = e.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1 \
+             && !e.closest('.table-wrap, .chart-box, .snippet, dialog'); }) \
+           .slice(0, 5).map(e => e.tagName + '.' + e.className + ' right=' + Math.round(e.getBoundingClientRect().right)); \
+         return [document.documentElement.scrollWidth, window.innerWidth, wide];",
+    )
+    .await;
+    let (scroll, inner) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
+    assert!(scroll <= inner, "{what}: the page overflows sideways ({scroll} > {inner}): {}", v[2]);
+}
+
+async fn assert_no_console_errors(b: &Browser, when: &str) {
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors {when}: {errors:#?}");
+}
+
+/// A Chrome DevTools command through ChromeDriver (`goog/cdp/execute`).
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or("")))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Chrome will not make a window narrower than 500 px, so a phone is emulated.
+async fn viewport(b: &Browser, width: u64, height: u64) {
+    let params =
+        json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500});
+    let cmd = json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params});
+    b.client.issue_cmd(Cdp(cmd)).await.expect("set the viewport");
+    let expr = format!("window.innerWidth === {width} && window.innerHeight === {height}");
+    wait_js(b, &expr, "the viewport size").await;
+}
+
+/// On a phone the navigation hides behind the Menu button.
+async fn nav_to(b: &Browser, target: &str) {
+    let phone =
+        js(b, "return getComputedStyle(document.getElementById('nav-toggle')).display !== 'none'")
+            .await;
+    if phone == true {
+        click(b, "#nav-toggle").await;
+        wait_js(b, "document.getElementById('nav').classList.contains('open')", "the menu to open")
+            .await;
+    }
+    click(b, &format!("[data-testid={target}]")).await;
+}
+
+async fn log_in(b: &Browser, app: &TestApp, width: u64, height: u64) {
+    b.client.goto(&app.base).await.unwrap();
+    viewport(b, width, height).await;
+    el(b, "[data-testid=login-form]").await;
+    type_into(b, "[data-testid=login-email]", EMAIL).await;
+    type_into(b, "[data-testid=login-password]", PASSWORD).await;
+    click(b, "[data-testid=login-submit]").await;
+    wait_js(b, "location.hash === '#/experiments'", "the list after login").await;
+}
+
+fn spawn_with_smtp(sink: &SmtpSink) -> TestApp {
+    let url = sink.url();
+    let app = TestApp::spawn_with(&[
+        ("SAMPLIT_NOTIFICATIONS__SMTP_URL", &url),
+        ("SAMPLIT_NOTIFICATIONS__FROM", "Samplit <samplit@example.com>"),
+    ]);
+    app.register(EMAIL);
+    app
+}
+
+fn prefs(app: &TestApp, token: &str) -> Value {
+    app.get("/api/v1/auth/me", Some(token)).body["notifications"].clone()
+}
+
+/// The page at one width: flip a switch (saved at once), send the test email (it arrives),
+/// and the switch is still off after a reload.
+async fn the_page_works(width: u64, height: u64) {
+    let sink = SmtpSink::start();
+    let app = spawn_with_smtp(&sink);
+    let Some(b) = browser::launch(width as u32, height as u32).await else { return };
+    log_in(&b, &app, width, height).await;
+    nav_to(&b, "nav-notifications").await;
+    wait_js(&b, "location.hash === '#/notifications'", "the notifications page").await;
+    for key in ["winner_found", "srm_detected", "completed"] {
+        let on = wait_js(
+            &b,
+            &format!("document.querySelector('[data-testid=notify-{key}]')?.checked === true"),
+            &format!("{key} shown on"),
+        )
+        .await;
+        assert_eq!(on, true);
+    }
+    el(&b, "[data-testid=email-log] [data-testid=empty-state]").await;
+    assert!(
+        js(&b, "return document.querySelector('[data-testid=smtp-off]') === null").await == true,
+        "no warning when SMTP is set up"
+    );
+    b.screenshot(&format!("notifications-{width}")).await;
+
+    click(&b, "[data-testid=notify-completed]").await;
+    let t = app.login(EMAIL, PASSWORD);
+    let deadline = Instant::now() + WAIT;
+    while prefs(&app, &t)["completed"] != false {
+        assert!(Instant::now() < deadline, "the switch was not saved: {}", prefs(&app, &t));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        prefs(&app, &t),
+        json!({"winner_found": true, "srm_detected": true, "completed": false})
+    );
+
+    click(&b, "[data-testid=send-test-email]").await;
+    wait_js(
+        &b,
+        "document.querySelector('[data-testid=test-result]').innerText.includes('Sent to owner@example.com')",
+        "the test email's confirmation",
+    )
+    .await;
+    let mails = sink.wait_for(EMAIL, 1, 10);
+    assert!(mails[0].decoded().contains("Samplit test email"), "{:?}", mails[0]);
+    assert_no_overflow(&b, &format!("notifications at {width} px")).await;
+    b.screenshot(&format!("notifications-{width}-sent")).await;
+
+    b.client.refresh().await.unwrap();
+    wait_js(
+        &b,
+        "document.querySelector('[data-testid=notify-completed]')?.checked === false \
+         && document.querySelector('[data-testid=notify-winner_found]').checked === true",
+        "the saved switches after a reload",
+    )
+    .await;
+    assert_no_overflow(&b, &format!("notifications at {width} px after a reload")).await;
+    assert_no_console_errors(&b, &format!("on the notifications page at {width} px")).await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_settings_on_a_laptop() {
+    the_page_works(1280, 900).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notification_settings_on_a_phone() {
+    the_page_works(375, 812).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_smtp_the_page_says_so_and_the_button_is_off() {
+    let app = TestApp::spawn();
+    app.register(EMAIL);
+    let Some(b) = browser::launch(375, 812).await else { return };
+    log_in(&b, &app, 375, 812).await;
+    nav_to(&b, "nav-notifications").await;
+    el(&b, "[data-testid=smtp-off]").await;
+    let disabled =
+        js(&b, "return document.querySelector('[data-testid=send-test-email]').disabled").await;
+    assert_eq!(disabled, true);
+    assert_no_overflow(&b, "notifications without SMTP at 375 px").await;
+    b.screenshot("notifications-375-no-smtp").await;
+    assert_no_console_errors(&b, "on the notifications page without SMTP").await;
+    b.close().await;
+}
