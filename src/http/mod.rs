@@ -11,6 +11,7 @@ pub mod limits;
 pub mod meta;
 pub mod openapi;
 pub mod ops;
+pub mod overview;
 pub mod simulate;
 pub mod tracker;
 pub mod webhooks;
@@ -106,6 +107,7 @@ pub fn app(state: AppState) -> Router {
         .merge(analytics::router())
         .merge(audit::router())
         .merge(webhooks::router())
+        .merge(overview::router())
         .merge(simulate::router())
         .merge(ops::api_router())
         .merge(meta::router());

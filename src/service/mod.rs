@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod experiments;
 pub mod exports;
 pub mod outbound;
+pub mod overview;
 pub mod tracker;
 pub mod webhooks;
 
@@ -61,6 +62,7 @@ pub struct Services {
     pub webhooks: webhooks::Webhooks,
     pub exports: exports::Exports,
     pub admin: admin::Admin,
+    pub overview: overview::Overviews,
     store: Store,
     writer: Writer,
     catalog: Arc<Catalog>,
@@ -161,6 +163,7 @@ impl Services {
             webhooks,
             exports,
             admin,
+            overview: overview::Overviews::new(store.clone(), writer.clone(), catalog.clone()),
             store,
             writer,
             catalog,
