@@ -74,15 +74,16 @@ export async function render({ root, query, signal, app }) {
     mount(list,
       h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Audit entries' },
         h('table', { class: 'table compact audit-table', 'data-testid': 'audit-table' },
-          h('thead', null, h('tr', null, ['#', 'When', 'Who', 'What', 'Details', 'Hash'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('thead', null, h('tr', null, ['#', 'When', 'Who', 'What'].map((t) => h('th', { scope: 'col' }, t)),
+            ['Details', 'Hash'].map((t) => h('th', { scope: 'col', class: 'col-secondary' }, t)))),
           h('tbody', null, items.map((e) => h('tr', { 'data-testid': 'audit-row', 'data-seq': e.seq },
             h('th', { scope: 'row', class: 'num' }, String(e.seq)),
             h('td', { class: 'nowrap' }, f.dateTime(e.at)),
             h('td', { class: 'audit-actor' }, e.actor || h('span', { class: 'muted' }, 'self')),
             h('td', null, h('code', null, e.action),
               e.experiment_id ? h('div', null, h('a', { href: `#/experiments/${encodeURIComponent(e.experiment_id)}`, class: 'hint' }, 'experiment')) : null),
-            h('td', { class: 'audit-data' }, details(e.data)),
-            h('td', null, h('code', { title: e.hash }, `${String(e.hash).slice(0, 10)}…`))))))),
+            h('td', { class: 'audit-data col-secondary' }, details(e.data)),
+            h('td', { class: 'col-secondary' }, h('code', { title: e.hash }, `${String(e.hash).slice(0, 10)}…`))))))),
       pager);
   }
 

@@ -65,7 +65,7 @@ function trafficPanel(o, signal) {
   const panel = h('section', { class: 'panel', 'data-testid': 'overview-traffic' },
     h('h2', null, 'Traffic'),
     h('div', { class: 'table-wrap', tabindex: '0', role: 'region', 'aria-label': 'Visitors and conversions' },
-      h('table', { class: 'table compact', 'data-testid': 'overview-traffic-table' },
+      h('table', { class: 'table compact traffic-table', 'data-testid': 'overview-traffic-table' },
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Period'),
           ['Visitors', 'Conversions', 'Rate'].map((t) => h('th', { scope: 'col', class: 'num' }, t)))),
         h('tbody', null, row('Today', 'today'), row('7 days', 'last_7_days'), row('30 days', 'last_30_days')))),
