@@ -2,14 +2,15 @@
 // the user's sessions), remove. Members never see this page in the menu; the API answers
 // them 403 anyway.
 import { h, mount, field, loading, errorPanel, emptyState } from '../dom.js';
-import { api } from '../api.js';
+import { api, limits } from '../api.js';
 import { toast, showError, confirmDialog, statusBadge } from '../ui.js';
 import { clearErrors, showApiError, showFieldError, formErrors } from '../forms.js';
 import * as f from '../format.js';
 
-const MIN_PASSWORD = 8;
 
 export async function render({ root, signal, app }) {
+  // The server's rule (GET /meta/limits); it refuses shorter ones with a 422 anyway.
+  const MIN_PASSWORD = limits.min_password || 1;
   if (!app.user || app.user.role !== 'admin') {
     mount(root, h('div', { class: 'page' }, h('h1', null, 'Users'),
       h('div', { class: 'panel', 'data-testid': 'users-forbidden' }, h('p', null, 'Only an admin can manage users. Ask an admin of this server for a change to your account.'))));
@@ -17,7 +18,7 @@ export async function render({ root, signal, app }) {
   }
   const list = h('div', { 'data-testid': 'users-list' });
   const email = h('input', { type: 'email', name: 'email', required: true, autocomplete: 'off', 'data-testid': 'user-email' });
-  const name = h('input', { type: 'text', name: 'name', maxlength: 200, autocomplete: 'off', 'data-testid': 'user-name' });
+  const name = h('input', { type: 'text', name: 'name', autocomplete: 'off', 'data-testid': 'user-name' });
   const password = h('input', { type: 'password', name: 'password', required: true, minlength: MIN_PASSWORD, autocomplete: 'new-password', 'data-testid': 'user-password' });
   const role = h('select', { name: 'role', 'data-testid': 'user-role' }, h('option', { value: 'member' }, 'Member'), h('option', { value: 'admin' }, 'Admin'));
   const submit = h('button', { type: 'submit', class: 'btn btn-primary', 'data-testid': 'create-user' }, 'Create user');

@@ -1,28 +1,30 @@
 // Webhooks: subscribe a URL to events (the signing secret is shown once), list, send a
 // signed test event, read a webhook's delivery log, remove.
 import { h, mount, field, loading, errorPanel, emptyState } from '../dom.js';
-import { api } from '../api.js';
+import { api, limits } from '../api.js';
 import { toast, showError, confirmDialog, copyButton, selectContents } from '../ui.js';
 import { clearErrors, showApiError, showFieldError, formErrors } from '../forms.js';
 import * as f from '../format.js';
 
-// The server's list (service::webhooks::EVENTS); it refuses any other name with a 422.
-const EVENTS = [
-  ['experiment.started', 'Started'],
-  ['experiment.paused', 'Paused'],
-  ['experiment.resumed', 'Resumed'],
-  ['experiment.completed', 'Completed'],
-  ['experiment.archived', 'Archived'],
-  ['experiment.winner_found', 'Winner found'],
-  ['experiment.srm_detected', 'Sample ratio mismatch'],
-];
+// Labels for the events the server offers (GET /meta/limits `webhook_events`); an event
+// without one shows its name.
+const EVENT_LABELS = {
+  'experiment.started': 'Started',
+  'experiment.paused': 'Paused',
+  'experiment.resumed': 'Resumed',
+  'experiment.completed': 'Completed',
+  'experiment.archived': 'Archived',
+  'experiment.winner_found': 'Winner found',
+  'experiment.srm_detected': 'Sample ratio mismatch',
+};
 
 export async function render({ root, signal }) {
   const list = h('div', { 'data-testid': 'webhooks-list' });
   const log = h('div', { 'aria-live': 'polite', 'data-testid': 'deliveries' });
   const reveal = h('div', { 'aria-live': 'polite' });
   const url = h('input', { type: 'url', name: 'url', required: true, placeholder: 'https://example.com/samplit-hook', 'data-testid': 'webhook-url' });
-  const boxes = EVENTS.map(([name, text]) => {
+  const boxes = (limits.webhook_events || []).map((name) => {
+    const text = EVENT_LABELS[name] || name;
     const input = h('input', { type: 'checkbox', name: 'events', value: name, checked: name === 'experiment.winner_found' || name === 'experiment.completed', 'data-testid': `event-${name}` });
     return h('label', { class: 'radio' }, input, h('span', null, text, ' ', h('code', null, name)));
   });
