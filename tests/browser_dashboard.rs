@@ -187,6 +187,14 @@ async fn first_run(b: &Browser, app: &TestApp, shot: &str) {
     type_into(b, "[data-testid=register-password]", PASSWORD).await;
     type_into(b, "[data-testid=register-confirm]", PASSWORD).await;
     click(b, "[data-testid=register-submit]").await;
+    // The home page is the overview; with no experiment yet it invites to create one.
+    wait_js(
+        b,
+        "location.hash === '#/overview' && document.querySelector('[data-testid=overview-body] [data-testid=empty-state]')",
+        "the empty overview after setup",
+    )
+    .await;
+    nav_to(b, "nav-experiments").await;
     wait_js(
         b,
         "location.hash === '#/experiments' && document.querySelector('[data-testid=empty-state]')",
@@ -204,6 +212,8 @@ async fn log_out_and_in(b: &Browser) {
     type_into(b, "[data-testid=login-email]", EMAIL).await;
     type_into(b, "[data-testid=login-password]", PASSWORD).await;
     click(b, "[data-testid=login-submit]").await;
+    wait_js(b, "location.hash === '#/overview' && document.querySelector('[data-testid=overview-body] [data-testid=empty-state], [data-testid=overview-status]')", "the overview after login").await;
+    nav_to(b, "nav-experiments").await;
     wait_js(b, "location.hash === '#/experiments' && document.querySelector('[data-testid=experiments-body] [data-testid=empty-state], [data-testid=experiments-table]')", "the list after login").await;
 }
 

@@ -149,6 +149,9 @@ async fn log_in(b: &Browser, app: &TestApp, width: u64, height: u64) {
     type_into(b, "[data-testid=login-email]", EMAIL).await;
     type_into(b, "[data-testid=login-password]", PASSWORD).await;
     click(b, "[data-testid=login-submit]").await;
+    // The home page is the overview; the experiments are one link away.
+    wait_js(b, "location.hash === '#/overview'", "the overview after login").await;
+    js(b, "location.hash = '#/experiments'; return null").await;
     wait_js(b, "location.hash === '#/experiments'", "the list after login").await;
 }
 

@@ -1,6 +1,7 @@
 //! Pure code, no I/O: the experiment model, bucketing, allocation, statistics, simulation
 //! and state encryption. Tested and benchmarked alone.
 
+pub mod activity;
 pub mod allocator;
 pub mod campaign;
 pub mod counting;
@@ -13,3 +14,4 @@ pub mod special;
 pub mod stats;
 pub mod text;
 pub mod time;
+pub mod uplift;

@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/status", get(status))
         .route("/users", post(create_user).get(list_users))
         .route("/users/{id}", patch(patch_user).delete(remove_user))
+        .route("/users/{id}/password", post(reset_password))
         .route("/api-keys", post(create_key).get(list_keys))
         .route("/api-keys/{id}", delete(revoke_key))
         .route("/installations", get(installations))
@@ -240,6 +241,26 @@ async fn remove_user(
     p.require_admin()?;
     s.services.accounts.remove_user(&p, user_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The body of POST /users/{id}/password.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    /// At least 8 characters.
+    pub password: String,
+}
+
+/// An admin sets a user's password; the user's sessions end (their older tokens get 401).
+async fn reset_password(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<PasswordBody>,
+) -> ApiResult<Json<UserView>> {
+    p.require_admin()?;
+    let u = s.services.accounts.reset_password(&p, user_id(&id)?, &b.password).await?;
+    Ok(Json(UserView::from(&u)))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -11,10 +11,11 @@ use super::experiments::{Page, paging};
 use super::extract::Auth;
 use super::{ApiResult, AppState};
 use crate::error::AppError;
-use crate::service::audit::AuditPage;
+use crate::service::audit::{AuditPage, AuditVerification, VerifyScope};
+use crate::service::blocking;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(audit))
+    Router::new().route("/audit", get(audit)).route("/audit/verify", get(verify))
 }
 
 #[derive(Deserialize)]
@@ -39,4 +40,24 @@ async fn audit(
         ),
     };
     Ok(Json(s.services.audit.audit_page(&p, exp, offset, limit)?))
+}
+
+#[derive(Deserialize)]
+struct VerifyQuery {
+    scope: Option<String>,
+}
+
+/// GET /audit/verify: the caller's chain recomputed (`?scope=all`: every chain, admins).
+async fn verify(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<VerifyQuery>,
+) -> ApiResult<Json<AuditVerification>> {
+    let scope = match q.scope.as_deref() {
+        None | Some("") | Some("own") => VerifyScope::Own,
+        Some("all") => VerifyScope::All,
+        Some(_) => return Err(AppError::validation("scope", "must be own or all")),
+    };
+    let svc = s.services.clone();
+    Ok(Json(blocking(move || svc.audit.verify(&p, scope)).await?))
 }

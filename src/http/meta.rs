@@ -22,6 +22,10 @@ pub struct Limits {
     pub max_name: usize,
     pub content_keys: Vec<String>,
     pub simulator: SimulatorLimits,
+    /// The shortest password accepted.
+    pub min_password: usize,
+    /// The events a webhook may subscribe to.
+    pub webhook_events: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -39,6 +43,8 @@ pub fn limits() -> Limits {
         max_name: MAX_NAME,
         content_keys: CONTENT_KEYS.iter().map(|k| k.to_string()).collect(),
         simulator: SimulatorLimits { max_visitors: MAX_VISITORS, max_repetitions: MAX_REPETITIONS },
+        min_password: crate::service::accounts::MIN_PASSWORD,
+        webhook_events: crate::service::webhooks::EVENTS.iter().map(|e| e.to_string()).collect(),
     }
 }
 
@@ -107,6 +113,8 @@ mod tests {
             "1,000,000".into(),
             "'add_class'".into(),
             "'redirect'".into(),
+            "MIN_PASSWORD = 8".into(),
+            "['experiment.started'".into(),
         ];
         for (path, text) in dashboard_sources() {
             for c in &copies {

@@ -13,6 +13,7 @@ pub mod meta;
 pub mod notifications;
 pub mod openapi;
 pub mod ops;
+pub mod overview;
 pub mod simulate;
 pub mod tracker;
 pub mod webhooks;
@@ -110,6 +111,7 @@ pub fn app(state: AppState) -> Router {
         .merge(audit::router())
         .merge(webhooks::router())
         .merge(notifications::router())
+        .merge(overview::router())
         .merge(simulate::router())
         .merge(ops::api_router())
         .merge(meta::router());

@@ -12,13 +12,14 @@ use uuid::Uuid;
 use super::extract::{ApiJson, Auth};
 use super::{ApiResult, AppState};
 use crate::error::{AppError, Code};
-use crate::service::webhooks::{DeliveryList, NewWebhook, WebhookList};
+use crate::service::webhooks::{DeliveryList, DeliveryView, NewWebhook, WebhookList};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/webhooks", post(create).get(list))
         .route("/webhooks/{id}", delete(remove))
         .route("/webhooks/{id}/deliveries", get(deliveries))
+        .route("/webhooks/{id}/test", post(send_test))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -60,4 +61,14 @@ async fn deliveries(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryList>> {
     Ok(Json(s.services.webhooks.webhook_deliveries(&p, webhook_id(&id)?)?))
+}
+
+/// POST /webhooks/{id}/test: queues a signed `webhook.test` delivery (202, the delivery).
+async fn send_test(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<(StatusCode, Json<DeliveryView>)> {
+    let d = s.services.webhooks.send_test(&p, webhook_id(&id)?).await?;
+    Ok((StatusCode::ACCEPTED, Json(d)))
 }

@@ -34,6 +34,39 @@ pub struct AuditPage {
     pub head: String,
 }
 
+/// Which chains `GET /audit/verify` recomputes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VerifyScope {
+    /// The caller's own chain.
+    Own,
+    /// Every account's chain, as `samplit audit verify` does (admins only).
+    All,
+}
+
+/// The first entry of a chain that does not verify.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BrokenLink {
+    /// Whose chain it is.
+    pub owner: Uuid,
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// GET /audit/verify: the chains recomputed from the stored entries.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditVerification {
+    pub verified: bool,
+    /// Entries recomputed.
+    pub entries: u64,
+    pub scope: VerifyScope,
+    /// The first broken entry (of the first broken chain), if any.
+    pub first_broken: Option<BrokenLink>,
+    /// The first broken entry of each broken chain.
+    pub broken: Vec<BrokenLink>,
+    pub checked_at: String,
+}
+
 /// Reading the owners' hash chains.
 #[derive(Clone)]
 pub struct AuditTrail {
@@ -62,5 +95,30 @@ impl AuditTrail {
             })
             .collect::<AppResult<_>>()?;
         Ok(AuditPage { items, total, head })
+    }
+
+    /// Recomputes the caller's chain, or with `VerifyScope::All` (admins only) every chain,
+    /// with the same check as `samplit audit verify`. Reads every entry in scope: call from
+    /// a blocking thread.
+    pub fn verify(&self, who: &Principal, scope: VerifyScope) -> AppResult<AuditVerification> {
+        let (entries, broken) = match scope {
+            VerifyScope::Own => self.store.verify_audit_of(who.id())?,
+            VerifyScope::All => {
+                who.require_admin()?;
+                self.store.verify_audit()?
+            }
+        };
+        let broken: Vec<BrokenLink> = broken
+            .into_iter()
+            .map(|b| BrokenLink { owner: b.owner, seq: b.seq, reason: b.reason })
+            .collect();
+        Ok(AuditVerification {
+            verified: broken.is_empty(),
+            entries,
+            scope,
+            first_broken: broken.first().cloned(),
+            broken,
+            checked_at: super::rfc3339(super::now_ms()),
+        })
     }
 }

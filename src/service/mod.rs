@@ -16,6 +16,7 @@ pub mod experiments;
 pub mod exports;
 pub mod notifications;
 pub mod outbound;
+pub mod overview;
 pub mod tracker;
 pub mod webhooks;
 
@@ -65,6 +66,7 @@ pub struct Services {
     pub notifications: notifications::Notifications,
     pub exports: exports::Exports,
     pub admin: admin::Admin,
+    pub overview: overview::Overviews,
     store: Store,
     writer: Writer,
     catalog: Arc<Catalog>,
@@ -187,6 +189,7 @@ impl Services {
             notifications,
             exports,
             admin,
+            overview: overview::Overviews::new(store.clone(), writer.clone(), catalog.clone()),
             store,
             writer,
             catalog,

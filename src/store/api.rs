@@ -146,6 +146,9 @@ pub trait RecordStore {
     ) -> StoreResult<()>;
     /// Hourly counters: `(hour, arm, allocations, conversions)`.
     fn timeseries(&self, exp: Uuid) -> StoreResult<Vec<(i64, u32, u64, u64)>>;
+    /// The hourly counters from `from_hour` (hours since the epoch) on.
+    fn timeseries_since(&self, exp: Uuid, from_hour: i64)
+    -> StoreResult<Vec<(i64, u32, u64, u64)>>;
 }
 
 /// Webhook subscriptions and the delivery queue.
@@ -204,6 +207,8 @@ pub trait AuditStore {
     ) -> StoreResult<(Vec<serde_json::Value>, usize, String)>;
     /// Recomputes every chain: `(entries checked, first broken entry of each chain)`.
     fn verify_audit(&self) -> StoreResult<(u64, Vec<Broken>)>;
+    /// The same check of one owner's chain.
+    fn verify_audit_of(&self, owner: Uuid) -> StoreResult<(u64, Vec<Broken>)>;
     fn audit_heads(&self) -> StoreResult<Vec<(u128, u64)>>;
     fn audit_page(
         &self,
@@ -351,6 +356,13 @@ impl RecordStore for Store {
     fn timeseries(&self, exp: Uuid) -> StoreResult<Vec<(i64, u32, u64, u64)>> {
         Store::timeseries(self, exp)
     }
+    fn timeseries_since(
+        &self,
+        exp: Uuid,
+        from_hour: i64,
+    ) -> StoreResult<Vec<(i64, u32, u64, u64)>> {
+        Store::timeseries_since(self, exp, from_hour)
+    }
 }
 
 impl WebhookStore for Store {
@@ -428,6 +440,9 @@ impl AuditStore for Store {
     }
     fn verify_audit(&self) -> StoreResult<(u64, Vec<Broken>)> {
         Store::verify_audit(self)
+    }
+    fn verify_audit_of(&self, owner: Uuid) -> StoreResult<(u64, Vec<Broken>)> {
+        Store::verify_audit_of(self, owner)
     }
     fn audit_heads(&self) -> StoreResult<Vec<(u128, u64)>> {
         Store::audit_heads(self)

@@ -147,13 +147,26 @@ impl Store {
     /// Recomputes every chain; returns how many entries were checked and the first broken
     /// entry of each broken chain.
     pub(in crate::store) fn verify_audit(&self) -> StoreResult<(u64, Vec<Broken>)> {
+        self.verify_chains(None)
+    }
+
+    /// Recomputes one owner's chain, as `verify_audit` does every chain.
+    pub(in crate::store) fn verify_audit_of(&self, owner: Uuid) -> StoreResult<(u64, Vec<Broken>)> {
+        self.verify_chains(Some(owner.as_u128()))
+    }
+
+    fn verify_chains(&self, only: Option<u128>) -> StoreResult<(u64, Vec<Broken>)> {
         let r = self.db()?.begin_read()?;
         let t = r.open_table(AUDIT)?;
         let heads = r.open_table(AUDIT_HEADS)?;
         let mut checked = 0;
         let mut broken = Vec::new();
         let mut current: Option<(u128, String, u64, bool)> = None;
-        for row in t.iter()? {
+        let rows = match only {
+            Some(o) => t.range((o, 0)..=(o, u64::MAX))?,
+            None => t.iter()?,
+        };
+        for row in rows {
             let (k, v) = row?;
             let (owner, seq) = k.value();
             if current.as_ref().is_none_or(|c| c.0 != owner) {
@@ -189,7 +202,11 @@ impl Store {
             *prev = e["hash"].as_str().unwrap_or("").to_string();
         }
         // A chain whose head record disagrees with its last entry lost entries at the end.
-        for row in heads.iter()? {
+        let head_rows = match only {
+            Some(o) => heads.range(o..=o)?,
+            None => heads.iter()?,
+        };
+        for row in head_rows {
             let (k, v) = row?;
             let owner = Uuid::from_u128(k.value());
             let head: Value = serde_json::from_slice(v.value()).map_err(|e| corrupt("audit", e))?;

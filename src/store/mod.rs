@@ -803,6 +803,26 @@ impl Store {
         }
         Ok(out)
     }
+
+    /// The hourly counters of an experiment from `from_hour` on, as in `timeseries`: one
+    /// range read, however long the experiment has run.
+    pub(in crate::store) fn timeseries_since(
+        &self,
+        exp: Uuid,
+        from_hour: i64,
+    ) -> StoreResult<Vec<(i64, u32, u64, u64)>> {
+        let r = self.db()?.begin_read()?;
+        let t = r.open_table(TIMESERIES)?;
+        let id = exp.as_u128();
+        let mut out = Vec::new();
+        for row in t.range((id, from_hour, 0)..=(id, i64::MAX, u32::MAX))? {
+            let (k, v) = row?;
+            let (_, hour, arm) = k.value();
+            let (a, c) = v.value();
+            out.push((hour, arm, a, c));
+        }
+        Ok(out)
+    }
 }
 
 /// The conversion key of an experiment's primary goal (the rule lives in engine::counting).

@@ -1,5 +1,6 @@
 // Entry point: hash router (#/experiments/ID — the server needs no fallback routes),
 // navigation bar, and the auth guard that sends signed-out users to the login page.
+// The overview (#/overview) is the home page.
 import { h, mount, errorPanel } from './dom.js';
 import { api, getToken, clearToken, isAbort, loadLimits } from './api.js';
 import { toast, showError, clearToasts } from './ui.js';
@@ -11,12 +12,18 @@ import * as installView from './views/install.js';
 import * as keysView from './views/keys.js';
 import * as simulatorView from './views/simulator.js';
 import * as notificationsView from './views/notifications.js';
+import * as overviewView from './views/overview.js';
+import * as auditView from './views/audit.js';
+import * as webhooksView from './views/webhooks.js';
+import * as usersView from './views/users.js';
 
 const RETURN_KEY = 'samplit.return_to';
+const HOME = '#/overview';
 
 const routes = [
   { path: /^\/login$/, view: loginView, public: true, title: 'Log in' },
   { path: /^\/simulator$/, view: simulatorView, public: true, title: 'Simulator' },
+  { path: /^\/overview$/, view: overviewView, title: 'Overview', nav: 'overview' },
   { path: /^\/experiments$/, view: listView, title: 'Experiments', nav: 'experiments' },
   { path: /^\/experiments\/new$/, view: editorView, title: 'New experiment', nav: 'experiments' },
   { path: /^\/experiments\/([^/]+)\/edit$/, view: editorView, title: 'Edit experiment', nav: 'experiments', keys: ['id'] },
@@ -24,6 +31,9 @@ const routes = [
   { path: /^\/install$/, view: installView, title: 'Installation', nav: 'install' },
   { path: /^\/keys$/, view: keysView, title: 'API keys', nav: 'keys' },
   { path: /^\/notifications$/, view: notificationsView, title: 'Notifications', nav: 'notifications' },
+  { path: /^\/webhooks$/, view: webhooksView, title: 'Webhooks', nav: 'webhooks' },
+  { path: /^\/audit$/, view: auditView, title: 'Audit trail', nav: 'audit' },
+  { path: /^\/users$/, view: usersView, title: 'Users', nav: 'users' },
 ];
 
 const main = document.getElementById('main');
@@ -43,7 +53,7 @@ const app = {
     await loadUser();
     const back = sessionStorage.getItem(RETURN_KEY);
     sessionStorage.removeItem(RETURN_KEY);
-    app.navigate(back && !back.startsWith('#/login') ? back : '#/experiments');
+    app.navigate(back && !back.startsWith('#/login') ? back : HOME);
   },
   signOut(message) {
     clearToken();
@@ -54,9 +64,9 @@ const app = {
 };
 
 function parseHash() {
-  const raw = location.hash.replace(/^#/, '') || '/experiments';
+  const raw = location.hash.replace(/^#/, '') || HOME.slice(1);
   const [path, qs = ''] = raw.split('?');
-  return { path: path || '/experiments', query: Object.fromEntries(new URLSearchParams(qs)) };
+  return { path: path || HOME.slice(1), query: Object.fromEntries(new URLSearchParams(qs)) };
 }
 
 function renderNav(active) {
@@ -64,10 +74,14 @@ function renderNav(active) {
   const signedIn = Boolean(getToken());
   const items = signedIn
     ? [
+      link(HOME, 'Overview', 'overview'),
       link('#/experiments', 'Experiments', 'experiments'),
       link('#/install', 'Installation', 'install'),
       link('#/keys', 'API keys', 'keys'),
       link('#/notifications', 'Notifications', 'notifications'),
+      link('#/webhooks', 'Webhooks', 'webhooks'),
+      link('#/audit', 'Audit', 'audit'),
+      app.user && app.user.role === 'admin' ? link('#/users', 'Users', 'users') : null,
       link('#/simulator', 'Simulator', 'simulator'),
       h('span', { class: 'nav-spacer' }),
       app.user ? h('span', { class: 'nav-user', title: app.user.email }, app.user.email) : null,
@@ -108,7 +122,7 @@ async function route() {
   if (!match) {
     renderNav(null);
     mount(main, h('div', { class: 'page' }, h('h1', null, 'Page not found'),
-      h('p', null, 'There is nothing at this address. ', h('a', { href: '#/experiments' }, 'Go to the experiments'), '.')));
+      h('p', null, 'There is nothing at this address. ', h('a', { href: HOME }, 'Go to the overview'), '.')));
     return;
   }
   const { r, m } = match;
@@ -118,7 +132,7 @@ async function route() {
     return;
   }
   if (r.path.source.includes('login') && getToken()) {
-    app.navigate('#/experiments');
+    app.navigate(HOME);
     return;
   }
   const params = {};

@@ -440,7 +440,25 @@ impl Accounts {
 
     pub async fn set_password(&self, email: &str, password: &str, actor: &str) -> AppResult<User> {
         check_password(password)?;
-        let mut u = self.user_by_email_or_404(email)?;
+        let u = self.user_by_email_or_404(email)?;
+        self.change_password(u, password, actor).await
+    }
+
+    /// POST /users/{id}/password (the caller must be an admin): a new password, and the
+    /// user's sessions end (their API keys keep working; revoke those separately).
+    pub async fn reset_password(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        password: &str,
+    ) -> AppResult<User> {
+        who.require_admin()?;
+        check_password(password)?;
+        let u = self.store.user(id)?.ok_or_else(user_not_found)?;
+        self.change_password(u, password, &who.user.email).await
+    }
+
+    async fn change_password(&self, mut u: User, password: &str, actor: &str) -> AppResult<User> {
         let password = password.to_string();
         u.password_hash = blocking(move || hash_password(&password)).await?;
         // The old sessions end with the old password.

@@ -81,6 +81,27 @@ pub struct DeliveryView {
     pub created_at: String,
 }
 
+impl From<Delivery> for DeliveryView {
+    fn from(d: Delivery) -> DeliveryView {
+        DeliveryView {
+            id: d.id,
+            event: d.event,
+            state: d.state,
+            attempts: d
+                .attempts
+                .into_iter()
+                .map(|a| AttemptView {
+                    at: rfc3339(a.at),
+                    status_code: a.status_code,
+                    error: a.error,
+                })
+                .collect(),
+            next_attempt_at: d.next_attempt_at.map(rfc3339),
+            created_at: rfc3339(d.created_at),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryList {
     pub items: Vec<DeliveryView>,
@@ -99,6 +120,7 @@ pub struct WebhookEvent<'a> {
     pub data: &'a Value,
 }
 
+pub mod test_event;
 pub mod worker;
 
 /// Webhook subscriptions and the events they receive.
@@ -220,27 +242,8 @@ impl Webhooks {
 
     pub fn webhook_deliveries(&self, who: &Principal, id: Uuid) -> AppResult<DeliveryList> {
         self.owned_webhook(who, id)?;
-        let items: Vec<DeliveryView> = self
-            .store
-            .deliveries(id)?
-            .into_iter()
-            .map(|d| DeliveryView {
-                id: d.id,
-                event: d.event,
-                state: d.state,
-                attempts: d
-                    .attempts
-                    .into_iter()
-                    .map(|a| AttemptView {
-                        at: rfc3339(a.at),
-                        status_code: a.status_code,
-                        error: a.error,
-                    })
-                    .collect(),
-                next_attempt_at: d.next_attempt_at.map(rfc3339),
-                created_at: rfc3339(d.created_at),
-            })
-            .collect();
+        let items: Vec<DeliveryView> =
+            self.store.deliveries(id)?.into_iter().map(DeliveryView::from).collect();
         Ok(DeliveryList { total: items.len(), items })
     }
 
