@@ -94,32 +94,7 @@ impl Store {
             create_all(&w)?;
             w.commit()?;
         }
-        let rows = copy_tables!(
-            snapshot,
-            &dst,
-            progress,
-            META,
-            USERS,
-            USER_EMAILS,
-            SITE_KEYS,
-            API_KEYS,
-            API_KEY_HASHES,
-            EXPERIMENTS,
-            BANDIT,
-            ASSIGNMENTS,
-            CONVERSIONS,
-            TIMESERIES,
-            WEIGHT_HISTORY,
-            AUDIT,
-            AUDIT_HEADS,
-            WEBHOOKS,
-            DELIVERIES,
-            PENDING,
-            EVENT_MARKS,
-            CAMPAIGN_WAVES,
-            EMAILS,
-            EMAIL_PENDING,
-        );
+        let rows = every_table!(copy_tables, snapshot, &dst, progress);
         let w = dst.begin_write()?;
         {
             let mut meta = w.open_table(META)?;

@@ -56,29 +56,45 @@ pub const EMAILS: TableDefinition<(u128, &str, u128), &[u8]> = TableDefinition::
 pub const EMAIL_PENDING: TableDefinition<(u128, &str, u128), i64> =
     TableDefinition::new("email_pending");
 
+/// Every table, for the places that must visit them all (creation, backup, usage), so a
+/// new table cannot be left out of one: `every_table!(m, a, b)` expands to
+/// `m!(a, b, META, USERS, …)`.
+macro_rules! every_table {
+    ($m:ident $(, $arg:expr)*) => {
+        $m!(
+            $($arg,)*
+            META,
+            USERS,
+            USER_EMAILS,
+            SITE_KEYS,
+            API_KEYS,
+            API_KEY_HASHES,
+            EXPERIMENTS,
+            BANDIT,
+            ASSIGNMENTS,
+            CONVERSIONS,
+            TIMESERIES,
+            WEIGHT_HISTORY,
+            AUDIT,
+            AUDIT_HEADS,
+            WEBHOOKS,
+            DELIVERIES,
+            PENDING,
+            EVENT_MARKS,
+            CAMPAIGN_WAVES,
+            EMAILS,
+            EMAIL_PENDING,
+        )
+    };
+}
+pub(crate) use every_table;
+
 /// Opening a table in a write transaction creates it; doing it for all at once means
 /// readers never meet a missing table.
 pub fn create_all(w: &WriteTransaction) -> Result<(), redb::TableError> {
-    w.open_table(META)?;
-    w.open_table(USERS)?;
-    w.open_table(USER_EMAILS)?;
-    w.open_table(SITE_KEYS)?;
-    w.open_table(API_KEYS)?;
-    w.open_table(API_KEY_HASHES)?;
-    w.open_table(EXPERIMENTS)?;
-    w.open_table(BANDIT)?;
-    w.open_table(ASSIGNMENTS)?;
-    w.open_table(CONVERSIONS)?;
-    w.open_table(TIMESERIES)?;
-    w.open_table(WEIGHT_HISTORY)?;
-    w.open_table(AUDIT)?;
-    w.open_table(AUDIT_HEADS)?;
-    w.open_table(WEBHOOKS)?;
-    w.open_table(DELIVERIES)?;
-    w.open_table(PENDING)?;
-    w.open_table(EVENT_MARKS)?;
-    w.open_table(CAMPAIGN_WAVES)?;
-    w.open_table(EMAILS)?;
-    w.open_table(EMAIL_PENDING)?;
+    macro_rules! open_each {
+        ($w:expr, $($t:expr),* $(,)?) => { $( $w.open_table($t)?; )* };
+    }
+    every_table!(open_each, w);
     Ok(())
 }

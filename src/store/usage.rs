@@ -61,29 +61,7 @@ impl Store {
         macro_rules! each {
             ($($def:expr),* $(,)?) => {$( tables.push(table_usage(&r, $def)?); )*};
         }
-        each!(
-            META,
-            USERS,
-            USER_EMAILS,
-            SITE_KEYS,
-            API_KEYS,
-            API_KEY_HASHES,
-            EXPERIMENTS,
-            BANDIT,
-            ASSIGNMENTS,
-            CONVERSIONS,
-            TIMESERIES,
-            WEIGHT_HISTORY,
-            AUDIT,
-            AUDIT_HEADS,
-            WEBHOOKS,
-            DELIVERIES,
-            PENDING,
-            EVENT_MARKS,
-            CAMPAIGN_WAVES,
-            EMAILS,
-            EMAIL_PENDING,
-        );
+        every_table!(each);
         drop(r);
         // The database-wide figures need a write transaction; it is aborted at once.
         let w = db.begin_write()?;
