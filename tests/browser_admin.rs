@@ -8,150 +8,20 @@
 #[path = "common/browser.rs"]
 mod browser;
 mod common;
+#[path = "common/page.rs"]
+mod page;
 
 use browser::Browser;
 use common::{TestApp, ab_body};
-use fantoccini::Locator;
-use fantoccini::elements::Element;
 use hmac::{Hmac, KeyInit, Mac};
-use serde_json::{Value, json};
+use page::{click_centered as click, *};
+use serde_json::json;
 use std::io::{BufReader, Write};
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(20);
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse battery";
-
-async fn page_text(b: &Browser) -> String {
-    let js = "const m = document.querySelector('main'); \
-              const t = [...document.querySelectorAll('.toast')].map(x => x.innerText); \
-              return location.hash + '\\n' + (m ? m.innerText.slice(0, 1500) : '') + '\\ntoasts: ' + t.join(' | ');";
-    b.client
-        .execute(js, vec![])
-        .await
-        .map(|v| v.as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
-}
-
-/// Polls the JS expression `expr` until it is truthy and returns its value; on timeout,
-/// a FAILED-… screenshot and a panic with what the page shows.
-async fn wait_js(b: &Browser, expr: &str, what: &str) -> Value {
-    let script = format!("try {{ return ({expr}); }} catch (e) {{ return null; }}");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = b.client.execute(&script, vec![]).await.expect("execute script");
-        let truthy = match &v {
-            Value::Null => false,
-            Value::Bool(x) => *x,
-            Value::Number(n) => n.as_f64() != Some(0.0),
-            Value::String(s) => !s.is_empty(),
-            _ => true,
-        };
-        if truthy {
-            return v;
-        }
-        if Instant::now() > deadline {
-            let name: String =
-                what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-            b.screenshot(&format!("FAILED-admin-{name}")).await;
-            panic!(
-                "timed out waiting for {what} ({expr}); the page shows:\n{}",
-                page_text(b).await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn el(b: &Browser, css: &str) -> Element {
-    let expr = format!(
-        "(() => {{ const e = document.querySelector({css:?}); return e && e.getClientRects().length > 0; }})()"
-    );
-    wait_js(b, &expr, css).await;
-    b.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
-}
-
-async fn text(b: &Browser, css: &str) -> String {
-    el(b, css).await.text().await.unwrap_or_default()
-}
-
-/// Clicks `css` after scrolling it to the middle of the screen, where no toast (they sit at
-/// the bottom) covers it.
-async fn click(b: &Browser, css: &str) {
-    el(b, css).await;
-    js(b, &format!("document.querySelector({css:?}).scrollIntoView({{block: 'center'}})")).await;
-    el(b, css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
-
-async fn type_into(b: &Browser, css: &str, text: &str) {
-    let e = el(b, css).await;
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
-}
-
-async fn js(b: &Browser, script: &str) -> Value {
-    b.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
-}
-
-async fn assert_no_overflow(b: &Browser, what: &str) {
-    let v = js(
-        b,
-        "const wide = [...document.querySelectorAll('body *')].filter(e => { \
-           const r = e.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1 \
-             && !e.closest('.table-wrap, .chart-box, .snippet, dialog'); }) \
-           .slice(0, 5).map(e => e.tagName + '.' + e.className + ' right=' + Math.round(e.getBoundingClientRect().right)); \
-         return [document.documentElement.scrollWidth, window.innerWidth, wide];",
-    )
-    .await;
-    let (scroll, inner) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
-    assert!(scroll <= inner, "{what}: the page overflows sideways ({scroll} > {inner}): {}", v[2]);
-}
-
-async fn assert_no_console_errors(b: &Browser, when: &str) {
-    let errors = b.console_errors().await;
-    assert!(errors.is_empty(), "console errors {when}: {errors:#?}");
-}
-
-#[derive(Debug)]
-struct Cdp(Value);
-
-impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or("")))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(self.0.to_string()))
-    }
-}
-
-/// Chrome will not make a window narrower than 500 px, so a phone is emulated.
-async fn viewport(b: &Browser, width: u64, height: u64) {
-    let params =
-        json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500});
-    let cmd = json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params});
-    b.client.issue_cmd(Cdp(cmd)).await.expect("set the viewport");
-    let expr = format!("window.innerWidth === {width} && window.innerHeight === {height}");
-    wait_js(b, &expr, "the viewport size").await;
-}
-
-/// On a phone the navigation hides behind the Menu button.
-async fn nav_to(b: &Browser, target: &str) {
-    let phone =
-        js(b, "return getComputedStyle(document.getElementById('nav-toggle')).display !== 'none'")
-            .await;
-    if phone == true {
-        click(b, "#nav-toggle").await;
-        wait_js(b, "document.getElementById('nav').classList.contains('open')", "the menu to open")
-            .await;
-    }
-    click(b, &format!("[data-testid={target}]")).await;
-}
 
 /// A receiver on 127.0.0.1 that answers 200 and hands over each request.
 fn receiver() -> (String, mpsc::Receiver<common::http_request::Request>) {

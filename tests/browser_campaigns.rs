@@ -7,128 +7,17 @@
 #[path = "common/browser.rs"]
 mod browser;
 mod common;
+#[path = "common/page.rs"]
+mod page;
 
 use browser::Browser;
 use common::TestApp;
-use fantoccini::Locator;
-use fantoccini::elements::Element;
-use serde_json::{Value, json};
-use std::time::{Duration, Instant};
+use page::*;
+use serde_json::json;
+use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(20);
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse";
-
-async fn page_text(b: &Browser) -> String {
-    let js = "const m = document.querySelector('main'); \
-              const t = [...document.querySelectorAll('.toast')].map(x => x.innerText); \
-              return location.hash + '\\n' + (m ? m.innerText.slice(0, 1500) : '') + '\\ntoasts: ' + t.join(' | ');";
-    b.client
-        .execute(js, vec![])
-        .await
-        .map(|v| v.as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
-}
-
-/// Polls the JS expression `expr` until it is truthy and returns its value.
-async fn wait_js(b: &Browser, expr: &str, what: &str) -> Value {
-    let script = format!("try {{ return ({expr}); }} catch (e) {{ return null; }}");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = b.client.execute(&script, vec![]).await.expect("execute script");
-        let truthy = match &v {
-            Value::Null => false,
-            Value::Bool(x) => *x,
-            Value::Number(n) => n.as_f64() != Some(0.0),
-            Value::String(s) => !s.is_empty(),
-            _ => true,
-        };
-        if truthy {
-            return v;
-        }
-        if Instant::now() > deadline {
-            let name: String =
-                what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-            b.screenshot(&format!("FAILED-campaign-{name}")).await;
-            panic!(
-                "timed out waiting for {what} ({expr}); the page shows:\n{}",
-                page_text(b).await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn el(b: &Browser, css: &str) -> Element {
-    let expr = format!(
-        "(() => {{ const e = document.querySelector({css:?}); return e && e.getClientRects().length > 0; }})()"
-    );
-    wait_js(b, &expr, css).await;
-    b.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
-}
-
-async fn click(b: &Browser, css: &str) {
-    el(b, css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
-
-async fn type_into(b: &Browser, css: &str, text: &str) {
-    let e = el(b, css).await;
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
-}
-
-async fn type_nth(b: &Browser, css: &str, i: usize, text: &str) {
-    el(b, css).await;
-    let all = b.client.find_all(Locator::Css(css)).await.unwrap();
-    assert!(all.len() > i, "only {} matches of {css}", all.len());
-    all[i].clear().await.unwrap();
-    all[i].send_keys(text).await.unwrap();
-}
-
-async fn js(b: &Browser, script: &str) -> Value {
-    b.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
-}
-
-async fn assert_no_overflow(b: &Browser, what: &str) {
-    let v = js(
-        b,
-        "const wide = [...document.querySelectorAll('body *')].filter(e => { \
-           const r = e.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1 \
-             && !e.closest('.table-wrap, .chart-box, .snippet, dialog'); }) \
-           .slice(0, 5).map(e => e.tagName + '.' + e.className + ' right=' + Math.round(e.getBoundingClientRect().right)); \
-         return [document.documentElement.scrollWidth, window.innerWidth, wide];",
-    )
-    .await;
-    let (scroll, inner) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
-    assert!(scroll <= inner, "{what}: the page overflows sideways ({scroll} > {inner}): {}", v[2]);
-}
-
-#[derive(Debug)]
-struct Cdp(Value);
-
-impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or("")))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(self.0.to_string()))
-    }
-}
-
-/// Chrome will not make a window narrower than 500 px, so a phone is emulated.
-async fn viewport(b: &Browser, width: u64, height: u64) {
-    let params =
-        json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500});
-    let cmd = json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params});
-    b.client.issue_cmd(Cdp(cmd)).await.expect("set the viewport");
-    let expr = format!("window.innerWidth === {width} && window.innerHeight === {height}");
-    wait_js(b, &expr, "the viewport size").await;
-}
 
 async fn log_in(b: &Browser, app: &TestApp) {
     b.client.goto(&app.base).await.unwrap();

@@ -7,140 +7,18 @@
 #[path = "common/browser.rs"]
 mod browser;
 mod common;
+#[path = "common/page.rs"]
+mod page;
 
 use browser::Browser;
 use common::TestApp;
 use common::smtp_sink::SmtpSink;
-use fantoccini::Locator;
-use fantoccini::elements::Element;
+use page::*;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(20);
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse";
-
-async fn page_text(b: &Browser) -> String {
-    let js = "const m = document.querySelector('main'); \
-              const t = [...document.querySelectorAll('.toast')].map(x => x.innerText); \
-              return location.hash + '\\n' + (m ? m.innerText.slice(0, 1500) : '') + '\\ntoasts: ' + t.join(' | ');";
-    b.client
-        .execute(js, vec![])
-        .await
-        .map(|v| v.as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
-}
-
-/// Polls `expr` until it is truthy; on timeout saves a FAILED-… screenshot and panics.
-async fn wait_js(b: &Browser, expr: &str, what: &str) -> Value {
-    let script = format!("try {{ return ({expr}); }} catch (e) {{ return null; }}");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = b.client.execute(&script, vec![]).await.expect("execute script");
-        let truthy = match &v {
-            Value::Null => false,
-            Value::Bool(x) => *x,
-            Value::Number(n) => n.as_f64() != Some(0.0),
-            Value::String(s) => !s.is_empty(),
-            _ => true,
-        };
-        if truthy {
-            return v;
-        }
-        if Instant::now() > deadline {
-            let name: String =
-                what.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-            b.screenshot(&format!("FAILED-{name}")).await;
-            panic!(
-                "timed out waiting for {what} ({expr}); the page shows:\n{}",
-                page_text(b).await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn el(b: &Browser, css: &str) -> Element {
-    let expr = format!(
-        "(() => {{ const e = document.querySelector({css:?}); return e && e.getClientRects().length > 0; }})()"
-    );
-    wait_js(b, &expr, css).await;
-    b.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"))
-}
-
-async fn click(b: &Browser, css: &str) {
-    el(b, css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
-}
-
-async fn type_into(b: &Browser, css: &str, text: &str) {
-    let e = el(b, css).await;
-    e.clear().await.unwrap();
-    e.send_keys(text).await.unwrap();
-}
-
-async fn js(b: &Browser, script: &str) -> Value {
-    b.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("{script}: {e}"))
-}
-
-async fn assert_no_overflow(b: &Browser, what: &str) {
-    let v = js(
-        b,
-        "const wide = [...document.querySelectorAll('body *')].filter(e => { \
-           const r = e.getBoundingClientRect(); return r.width > 0 && r.right > window.innerWidth + 1 \
-             && !e.closest('.table-wrap, .chart-box, .snippet, dialog'); }) \
-           .slice(0, 5).map(e => e.tagName + '.' + e.className + ' right=' + Math.round(e.getBoundingClientRect().right)); \
-         return [document.documentElement.scrollWidth, window.innerWidth, wide];",
-    )
-    .await;
-    let (scroll, inner) = (v[0].as_u64().unwrap(), v[1].as_u64().unwrap());
-    assert!(scroll <= inner, "{what}: the page overflows sideways ({scroll} > {inner}): {}", v[2]);
-}
-
-async fn assert_no_console_errors(b: &Browser, when: &str) {
-    let errors = b.console_errors().await;
-    assert!(errors.is_empty(), "console errors {when}: {errors:#?}");
-}
-
-/// A Chrome DevTools command through ChromeDriver (`goog/cdp/execute`).
-#[derive(Debug)]
-struct Cdp(Value);
-
-impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
-    fn endpoint(
-        &self,
-        base: &url::Url,
-        session: Option<&str>,
-    ) -> Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or("")))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(self.0.to_string()))
-    }
-}
-
-/// Chrome will not make a window narrower than 500 px, so a phone is emulated.
-async fn viewport(b: &Browser, width: u64, height: u64) {
-    let params =
-        json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 500});
-    let cmd = json!({"cmd": "Emulation.setDeviceMetricsOverride", "params": params});
-    b.client.issue_cmd(Cdp(cmd)).await.expect("set the viewport");
-    let expr = format!("window.innerWidth === {width} && window.innerHeight === {height}");
-    wait_js(b, &expr, "the viewport size").await;
-}
-
-/// On a phone the navigation hides behind the Menu button.
-async fn nav_to(b: &Browser, target: &str) {
-    let phone =
-        js(b, "return getComputedStyle(document.getElementById('nav-toggle')).display !== 'none'")
-            .await;
-    if phone == true {
-        click(b, "#nav-toggle").await;
-        wait_js(b, "document.getElementById('nav').classList.contains('open')", "the menu to open")
-            .await;
-    }
-    click(b, &format!("[data-testid={target}]")).await;
-}
 
 async fn log_in(b: &Browser, app: &TestApp, width: u64, height: u64) {
     b.client.goto(&app.base).await.unwrap();
