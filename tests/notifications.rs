@@ -228,3 +228,67 @@ fn a_bad_smtp_url_stops_the_start_and_names_the_setting() {
         assert!(err.contains(named), "{url}: {err}");
     }
 }
+
+/// The batch endpoint with the owner's token: each user's variant name.
+fn batch_variants(app: &TestApp, t: &str, exp: &str, users: &[String]) -> Vec<(String, String)> {
+    let site = app.site_key(t);
+    let r = app.post(
+        "/api/v1/tracker/assign/batch",
+        Some(t),
+        &json!({"site_key": site, "experiment_id": exp, "user_ids": users}),
+    );
+    assert_eq!(r.status, 200, "batch assign: {}", r.text);
+    r.body["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let user = a["user_id"].as_str().unwrap().to_string();
+            (user, a["variants"][0]["variant_name"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn a_sample_ratio_mismatch_is_emailed_once() {
+    let sink = SmtpSink::start();
+    let app = spawn(&sink.url());
+    let t = app.register("owner@example.com");
+    // A fixed split buckets by its seed and the visitor alone, so a probe with the same
+    // seed tells which visitors the skewed experiment will put where.
+    let seed = "notify-srm";
+    let fixed = |name: &str| {
+        let mut b = ab_body(name);
+        b["allocation"] = json!("fixed");
+        b["seed"] = json!(seed);
+        b
+    };
+    let probe = app.running_ab(&t, fixed("Probe"));
+    let users: Vec<String> = (0..600).map(|i| format!("{seed}-user-{i}")).collect();
+    let seen = batch_variants(&app, &t, probe["id"].as_str().unwrap(), &users);
+    let in_a: Vec<String> =
+        seen.iter().filter(|(_, v)| v == "Control").map(|(u, _)| u.clone()).collect();
+    let in_b: Vec<String> = seen.iter().filter(|(_, v)| v == "B").map(|(u, _)| u.clone()).collect();
+    assert!(in_a.len() >= 200 && in_b.len() >= 20, "{} / {}", in_a.len(), in_b.len());
+
+    // 200 against 20 on a 50/50 split, as a broken redirect on B would make it.
+    let skewed = app.running_ab(&t, fixed("Skewed"));
+    let id = skewed["id"].as_str().unwrap();
+    let mut sent = in_a[..200].to_vec();
+    sent.extend_from_slice(&in_b[..20]);
+    for (user, variant) in batch_variants(&app, &t, id, &sent) {
+        let want = if in_a.contains(&user) { "Control" } else { "B" };
+        assert_eq!(variant, want, "{user} follows the seed's buckets");
+    }
+    let a = app.get(&format!("/api/v1/analytics/experiments/{id}"), Some(&t)).body;
+    assert_eq!(a["srm"]["mismatch"], true, "{}", a["srm"]);
+
+    let got = sink.wait_for("owner@example.com", 1, 20);
+    assert_eq!(about(&got, "Sample ratio mismatch in \"Skewed\""), 1, "{got:?}");
+    let text = got[0].decoded();
+    assert!(text.contains(&format!("/#/experiments/{id}")), "links to the results: {text}");
+    // Another pass of the results watcher (every 5 s) sees the same mismatch: no new email.
+    std::thread::sleep(Duration::from_millis(5500));
+    assert_eq!(about(&sink.mails(), "Sample ratio mismatch"), 1, "{:?}", sink.mails());
+    assert_eq!(about(&sink.mails(), "\"Probe\""), 0, "the balanced probe is not flagged");
+}
