@@ -156,6 +156,58 @@ async fn check_waves(b: &Browser, counts: &[(u64, u64)]) {
     assert!(conversions.parse::<u64>().unwrap() > 0, "{conversions}");
 }
 
+/// Sends a third wave with the page's form and reads the CSV it offers for the mail tool.
+async fn send_wave_from_the_form(b: &Browser) {
+    js(
+        b,
+        "window.__blobs = []; const make = URL.createObjectURL.bind(URL); \
+         URL.createObjectURL = (blob) => { window.__blobs.push(blob); return make(blob); }; return null",
+    )
+    .await;
+    type_into(b, "[data-testid=wave-recipients]", "user_id\nform-1\nform-2\nform-3").await;
+    type_into(b, "[data-testid=wave-links]", "https://shop.example/sale?a=1").await;
+    click_centered(b, "[data-testid=send-wave]").await;
+    let sent = wait_js(
+        b,
+        "document.querySelector('[data-testid=wave-sent]') && document.querySelectorAll('[data-testid=wave-row]').length === 3 && document.querySelector('[data-testid=wave-sent]').textContent",
+        "the third wave from the form",
+    )
+    .await;
+    assert!(sent.as_str().unwrap().starts_with("Wave #3: 3 recipients"), "{sent}");
+    click_centered(b, "[data-testid=wave-download]").await;
+    let script = "const done = arguments[arguments.length - 1]; \
+                  window.__blobs[0].text().then(done, (e) => done('error: ' + e));";
+    let csv = b.client.execute_async(script, vec![]).await.expect("read the CSV");
+    let csv = csv.as_str().unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "user_id,variant_name,subject,body,open_url,link_1", "{csv}");
+    assert_eq!(lines.len(), 4, "a header and the three recipients: {csv}");
+    for (line, user) in lines[1..].iter().zip(["form-1", "form-2", "form-3"]) {
+        assert!(line.starts_with(&format!("{user},")), "{line}");
+        assert!(line.contains("/o/") && line.contains("/c/"), "own pixel and link: {line}");
+    }
+    // A refused wave says why at its field and sends nothing. The browser logs the 422
+    // answer as a console error; reading the log empties it, so it is checked around it.
+    let errors = b.console_errors().await;
+    assert!(errors.is_empty(), "console errors before the refused wave: {errors:#?}");
+    type_into(b, "[data-testid=wave-recipients]", "form-4").await;
+    type_into(b, "[data-testid=wave-links]", "javascript:alert(1)").await;
+    click_centered(b, "[data-testid=send-wave]").await;
+    wait_js(
+        b,
+        "document.querySelector('[data-testid=wave-form] .field-error')",
+        "the link refused",
+    )
+    .await;
+    let rows = js(b, "return document.querySelectorAll('[data-testid=wave-row]').length").await;
+    assert_eq!(rows, 3);
+    let errors = b.console_errors().await;
+    assert!(
+        errors.len() == 1 && errors[0].contains("/waves") && errors[0].contains("422"),
+        "only the refused wave's answer: {errors:#?}"
+    );
+}
+
 async fn run(width: u64, height: u64, channel: &str, shot: &str) {
     let app = TestApp::spawn_with(&[("SAMPLIT_ENGINE__REFRESH_INTERVAL_MS", "50")]);
     app.register(EMAIL);
@@ -169,6 +221,7 @@ async fn run(width: u64, height: u64, channel: &str, shot: &str) {
     assert!(meta.contains(label) && meta.contains("Message opened"), "{meta}");
     let counts = send_waves(&app, &id);
     check_waves(&b, &counts).await;
+    send_wave_from_the_form(&b).await;
     assert_no_overflow(&b, "the campaign page").await;
     b.screenshot(&format!("{shot}-page")).await;
     let errors = b.console_errors().await;
