@@ -1,0 +1,145 @@
+//! Decisions that stay valid under peeking, through the real server: the `sequential` block
+//! of the analytics, and `engine.decision_rule` choosing what `recommendation` follows.
+
+mod common;
+
+use common::{TestApp, ab_body};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("not a string: {v}"))
+}
+
+fn f(v: &Value) -> f64 {
+    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn pair(v: &Value) -> (f64, f64) {
+    let a = v.as_array().unwrap_or_else(|| panic!("not an array: {v}"));
+    assert_eq!(a.len(), 2, "{v}");
+    (f(&a[0]), f(&a[1]))
+}
+
+/// A fixed 50/50 experiment fed `visitors` users, the j-th visitor of Control converting
+/// when j % `control_every` == 0 and of B when j % `b_every` == 0. Bucketing depends only
+/// on the seed and the user ids, so two servers fed alike hold the same counts.
+/// Answers (experiment id, B's arm id, Control's arm id).
+fn feed(
+    app: &TestApp,
+    t: &str,
+    name: &str,
+    visitors: usize,
+    control_every: usize,
+    b_every: usize,
+) -> (String, String, String) {
+    let sk = app.site_key(t);
+    let mut body = ab_body(name);
+    body["allocation"] = json!("fixed");
+    body["seed"] = json!(format!("sequential-{name}"));
+    let exp = app.running_ab(t, body);
+    let id = s(&exp["id"]).to_string();
+    let control = s(&exp["elements"][0]["variants"][0]["id"]).to_string();
+    let b = s(&exp["elements"][0]["variants"][1]["id"]).to_string();
+    let users: Vec<String> = (0..visitors).map(|i| format!("{name}-{i}")).collect();
+    let r = app.post(
+        "/api/v1/tracker/assign/batch",
+        Some(t),
+        &json!({"site_key": sk, "experiment_id": id, "user_ids": users}),
+    );
+    assert_eq!(r.status, 200, "batch assign: {}", r.text);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for item in r.body["assignments"].as_array().unwrap() {
+        let arm = s(&item["variants"][0]["variant_name"]).to_string();
+        let j = seen.entry(arm.clone()).or_default();
+        let every = if arm == "B" { b_every } else { control_every };
+        if j.is_multiple_of(every) {
+            let c = app.convert(&sk, &id, s(&item["user_id"]));
+            assert_eq!(c.body["recorded"], true, "{}", c.text);
+        }
+        *j += 1;
+    }
+    (id, b, control)
+}
+
+fn analytics(app: &TestApp, t: &str, id: &str) -> Value {
+    let r = app.get(&format!("/api/v1/analytics/experiments/{id}"), Some(t));
+    assert_eq!(r.status, 200, "analytics: {}", r.text);
+    r.body
+}
+
+/// The block's numbers hang together: every observed rate inside its arm's sequence, each
+/// effect the difference of the two sequences with the observed difference inside, and
+/// each sequence wider than the 95% credible interval (it holds at every look).
+fn check_sane(a: &Value, control: &str) {
+    let seq = &a["sequential"];
+    assert_eq!(f(&seq["alpha"]), 0.05, "{seq}");
+    let mut cs = HashMap::new();
+    for arm in a["arms"].as_array().unwrap() {
+        let id = s(&arm["arm_id"]).to_string();
+        let row = seq["arms"].as_array().unwrap().iter().find(|x| x["arm_id"] == id.as_str());
+        let (lo, hi) =
+            pair(&row.unwrap_or_else(|| panic!("no {id} in {seq}"))["confidence_sequence"]);
+        let rate = f(&arm["conversion_rate"]);
+        assert!((0.0..=1.0).contains(&lo) && lo <= rate && rate <= hi && hi <= 1.0, "{seq}");
+        let (clo, chi) = pair(&arm["credible_interval"]);
+        assert!(lo < clo && chi < hi, "sequence [{lo}, {hi}] vs credible [{clo}, {chi}]");
+        cs.insert(id, ((lo, hi), rate));
+    }
+    let effects = seq["effects"].as_array().unwrap();
+    assert_eq!(effects.len(), cs.len() - 1, "one effect per arm but the control: {seq}");
+    let ((clo, chi), control_rate) = cs[control];
+    for e in effects {
+        let ((lo, hi), rate) = cs[s(&e["arm_id"])];
+        let (elo, ehi) = pair(&e["vs_control"]["interval"]);
+        let est = f(&e["vs_control"]["estimate"]);
+        assert!((elo - (lo - chi)).abs() < 1e-12 && (ehi - (hi - clo)).abs() < 1e-12, "{e}");
+        assert!((est - (rate - control_rate)).abs() < 1e-12 && elo <= est && est <= ehi, "{e}");
+    }
+}
+
+#[test]
+fn the_rules_differ_on_a_small_early_lead() {
+    let bayes = TestApp::spawn_with(&[("SAMPLIT_ENGINE__DECISION_RULE", "bayesian")]);
+    let seq = TestApp::spawn();
+    let tb = bayes.register("a@example.com");
+    let ts = seq.register("a@example.com");
+    // About 400 visitors per arm, Control at 5%, B at 10%: P(B best) ≈ 0.99 and a tiny
+    // expected loss, so the Bayesian thresholds declare B; the sequences (Control's upper
+    // bound ≈ 10.3%, B's lower ≈ 5.3%, from mpmath) still overlap.
+    let (id_b, b, control) = feed(&bayes, &tb, "lead", 800, 20, 10);
+    let (id_s, _, control2) = feed(&seq, &ts, "lead", 800, 20, 10);
+    let (ab, as_) = (analytics(&bayes, &tb, &id_b), analytics(&seq, &ts, &id_s));
+    check_sane(&ab, &control);
+    check_sane(&as_, &control2);
+
+    let rec_b = &ab["recommendation"];
+    assert_eq!(rec_b["decision"], "declare_winner", "{ab}");
+    assert_eq!(rec_b["winner_arm_id"], b.as_str());
+    let rec_s = &as_["recommendation"];
+    assert_eq!(rec_s["decision"], "keep_running", "{as_}");
+    assert!(rec_s["winner_arm_id"].is_null());
+    // Both answer the sequential block, whichever rule the recommendation follows, and the
+    // same data give the same block.
+    for a in [&ab, &as_] {
+        assert_eq!(a["sequential"]["decision"], "keep_running", "{}", a["sequential"]);
+        assert!(a["sequential"]["winner_arm_id"].is_null());
+    }
+    assert_eq!(ab["sequential"]["arms"].as_array().unwrap().len(), 2);
+    assert_eq!(s(&as_["sequential"]["reason"]), s(&rec_s["reason"]));
+    let ps = pair(&as_["sequential"]["arms"][1]["confidence_sequence"]);
+    let pb = pair(&ab["sequential"]["arms"][1]["confidence_sequence"]);
+    assert_eq!(ps, pb, "the same counts on both servers");
+    println!("small lead: Bayesian {}, sequential {}", rec_b["decision"], rec_s["decision"]);
+
+    // A large lead (30% against 5%) is clear to both rules, and the sequential
+    // recommendation names the same arm as its block.
+    let (id, b, control) = feed(&seq, &ts, "clear", 800, 20, 3);
+    let a = analytics(&seq, &ts, &id);
+    check_sane(&a, &control);
+    assert_eq!(a["recommendation"]["decision"], "declare_winner", "{a}");
+    assert_eq!(a["recommendation"]["winner_arm_id"], b.as_str());
+    assert_eq!(a["sequential"]["winner_arm_id"], b.as_str());
+    let (lo, _) = pair(&a["sequential"]["effects"][0]["vs_control"]["interval"]);
+    assert!(lo > 0.0, "B beats Control at every look: {}", a["sequential"]);
+}
