@@ -143,3 +143,52 @@ fn the_rules_differ_on_a_small_early_lead() {
     let (lo, _) = pair(&a["sequential"]["effects"][0]["vs_control"]["interval"]);
     assert!(lo > 0.0, "B beats Control at every look: {}", a["sequential"]);
 }
+
+/// `"allocation": "fast_learning"` in live traffic: top-two Thompson sampling keeps half the
+/// traffic on the leader and spreads the rest over the challengers, where Thompson sampling
+/// would give the leader nearly everything.
+#[test]
+fn fast_learning_allocation_keeps_challengers_in_play() {
+    let app = TestApp::spawn_with(&[("SAMPLIT_ENGINE__REFRESH_INTERVAL_MS", "20")]);
+    let t = app.register("a@example.com");
+    let sk = app.site_key(&t);
+    let mut bad = ab_body("nope");
+    bad["allocation"] = json!("fastest");
+    let r = app.post("/api/v1/experiments", Some(&t), &bad);
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.text.contains("allocation"), "{}", r.text);
+
+    let mut body = ab_body("three");
+    body["allocation"] = json!("fast_learning");
+    body["variants"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "C", "content": {"text": "Take it"}}));
+    let exp = app.running_ab(&t, body);
+    assert_eq!(exp["allocation"], "fast_learning", "{exp}");
+    let id = s(&exp["id"]).to_string();
+    // C always converts, the others never.
+    for i in 0..300 {
+        let user = format!("u{i}");
+        let r = app.assign(&sk, &id, &user);
+        assert_eq!(r.status, 200, "{}", r.text);
+        if r.body["variants"][0]["variant_name"] == "C" {
+            assert_eq!(app.convert(&sk, &id, &user).body["recorded"], true);
+        }
+        if i % 50 == 49 {
+            std::thread::sleep(std::time::Duration::from_millis(60));
+        }
+    }
+    let a = analytics(&app, &t, &id);
+    assert_eq!(a["allocation"], "fast_learning");
+    assert!(a["weights_version"].as_u64().unwrap_or(0) > 1, "{a}");
+    let w: HashMap<String, f64> = a["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| (s(&x["name"]).to_string(), f(&x["traffic_weight"])))
+        .collect();
+    // P(C best) ≈ 1: w_C = ½, each challenger ¼ (with the 1% floor: 0.01 + 0.97·w).
+    assert!((w["C"] - 0.495).abs() < 0.01, "{w:?}");
+    assert!((w["B"] - 0.2525).abs() < 0.01 && (w["Control"] - 0.2525).abs() < 0.01, "{w:?}");
+}

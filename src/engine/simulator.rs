@@ -20,6 +20,8 @@ const TIMELINE_POINTS: u64 = 50;
 pub enum Strategy {
     Adaptive,
     Fixed,
+    /// Top-two Thompson sampling (`allocator::Policy::TopTwo`).
+    FastLearning,
 }
 
 impl Strategy {
@@ -27,6 +29,7 @@ impl Strategy {
         match s {
             "adaptive" => Some(Strategy::Adaptive),
             "fixed" => Some(Strategy::Fixed),
+            "fast_learning" => Some(Strategy::FastLearning),
             _ => None,
         }
     }
@@ -35,6 +38,16 @@ impl Strategy {
         match self {
             Strategy::Adaptive => "adaptive",
             Strategy::Fixed => "fixed",
+            Strategy::FastLearning => "fast_learning",
+        }
+    }
+
+    /// The weights policy of an adaptive strategy; None for the fixed split.
+    pub fn policy(self) -> Option<allocator::Policy> {
+        match self {
+            Strategy::Adaptive => Some(allocator::Policy::Thompson),
+            Strategy::FastLearning => Some(allocator::Policy::TopTwo),
+            Strategy::Fixed => None,
         }
     }
 }
@@ -100,9 +113,12 @@ pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: Progress<'_>)
     let step = (setup.visitors / TIMELINE_POINTS).max(1);
     let mut timeline = Vec::with_capacity(TIMELINE_POINTS as usize + 1);
     for v in 0..setup.visitors {
-        if strategy == Strategy::Adaptive && v % every == 0 && v > 0 {
-            weights =
-                allocator::adaptive_weights(&counting::arm_counts(&st), setup.floor, setup.burn_in);
+        if let Some(policy) = strategy.policy()
+            && v % every == 0
+            && v > 0
+        {
+            let counts = counting::arm_counts(&st);
+            weights = allocator::policy_weights(policy, &counts, setup.floor, setup.burn_in);
         }
         let n = f64::from(rng.random_range(0..10_000u32)) / 10_000.0;
         let arm = hashing::choose(n, &weights, 1.0).unwrap_or(k - 1);
@@ -183,7 +199,7 @@ pub fn simulate(
             .map(|a| runs.iter().map(|r| r.allocations[a] as f64).sum::<f64>() / n)
             .collect(),
         timeline,
-        floor_cost: if strategy == Strategy::Adaptive {
+        floor_cost: if strategy.policy().is_some() {
             setup.floor * gaps * setup.visitors as f64
         } else {
             0.0

@@ -50,7 +50,7 @@ pub struct Plan {
 impl Plan {
     /// Weight refreshes × arms: what the adaptive strategy's exact quadrature costs.
     pub fn refresh_work(&self) -> u64 {
-        let adaptive = self.strategies.contains(&Strategy::Adaptive) as u64;
+        let adaptive = self.strategies.iter().filter(|s| s.policy().is_some()).count() as u64;
         adaptive
             * (self.setup.visitors / self.setup.update_every.max(1))
             * u64::from(self.repetitions)
@@ -96,12 +96,18 @@ pub fn plan(req: SimRequest, default_floor: f64) -> AppResult<Plan> {
     }
     let names_in = req.strategies.unwrap_or_else(|| vec!["adaptive".into(), "fixed".into()]);
     if names_in.is_empty() {
-        return Err(AppError::validation("strategies", "needs at least one of adaptive, fixed"));
+        return Err(AppError::validation(
+            "strategies",
+            "needs at least one of adaptive, fixed, fast_learning",
+        ));
     }
     let mut strategies = Vec::new();
     for (i, s) in names_in.iter().enumerate() {
         let st = Strategy::parse(s).ok_or_else(|| {
-            AppError::validation(format!("strategies[{i}]"), "must be adaptive or fixed")
+            AppError::validation(
+                format!("strategies[{i}]"),
+                "must be adaptive, fixed or fast_learning",
+            )
         })?;
         if !strategies.contains(&st) {
             strategies.push(st);
@@ -133,6 +139,7 @@ pub fn plan(req: SimRequest, default_floor: f64) -> AppResult<Plan> {
 pub enum StrategyName {
     Adaptive,
     Fixed,
+    FastLearning,
 }
 
 impl From<Strategy> for StrategyName {
@@ -140,6 +147,7 @@ impl From<Strategy> for StrategyName {
         match s {
             Strategy::Adaptive => StrategyName::Adaptive,
             Strategy::Fixed => StrategyName::Fixed,
+            Strategy::FastLearning => StrategyName::FastLearning,
         }
     }
 }
