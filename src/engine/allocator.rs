@@ -39,12 +39,7 @@ pub fn floor_weights(p: &[f64], floor: f64) -> Vec<f64> {
 /// The adaptive weights for the current counts: equal during burn-in, otherwise the floored
 /// probability of being best under Beta(1 + c, 1 + n - c) posteriors.
 pub fn adaptive_weights(counts: &[ArmCounts], floor: f64, burn_in: u64) -> Vec<f64> {
-    if counts.iter().any(|c| c.allocations < burn_in) {
-        return vec![1.0 / counts.len().max(1) as f64; counts.len()];
-    }
-    let posts: Vec<BetaPosterior> =
-        counts.iter().map(|c| BetaPosterior::from_counts(c.allocations, c.conversions)).collect();
-    floor_weights(&stats::prob_best(&posts), floor)
+    policy_weights(Policy::Thompson, counts, floor, burn_in)
 }
 
 /// How an adaptive experiment turns posteriors into weights.
@@ -60,18 +55,29 @@ pub enum Policy {
 /// The weights `policy` gives for the current counts: equal during burn-in, otherwise
 /// floored as in [`adaptive_weights`].
 pub fn policy_weights(policy: Policy, counts: &[ArmCounts], floor: f64, burn_in: u64) -> Vec<f64> {
+    if counts.iter().any(|c| c.allocations < burn_in) {
+        return vec![1.0 / counts.len().max(1) as f64; counts.len()];
+    }
+    let posts: Vec<BetaPosterior> =
+        counts.iter().map(|c| BetaPosterior::from_counts(c.allocations, c.conversions)).collect();
+    weights_from_prob_best(policy, &stats::prob_best(&posts), counts, floor, burn_in)
+}
+
+/// [`policy_weights`] from the arms' probabilities of being best when the caller has them
+/// already (the simulator computes them at every check anyway).
+pub fn weights_from_prob_best(
+    policy: Policy,
+    prob_best: &[f64],
+    counts: &[ArmCounts],
+    floor: f64,
+    burn_in: u64,
+) -> Vec<f64> {
+    if counts.iter().any(|c| c.allocations < burn_in) {
+        return vec![1.0 / counts.len().max(1) as f64; counts.len()];
+    }
     match policy {
-        Policy::Thompson => adaptive_weights(counts, floor, burn_in),
-        Policy::TopTwo => {
-            if counts.iter().any(|c| c.allocations < burn_in) {
-                return vec![1.0 / counts.len().max(1) as f64; counts.len()];
-            }
-            let posts: Vec<BetaPosterior> = counts
-                .iter()
-                .map(|c| BetaPosterior::from_counts(c.allocations, c.conversions))
-                .collect();
-            floor_weights(&top_two_weights(&stats::prob_best(&posts), TOP_TWO_BETA), floor)
-        }
+        Policy::Thompson => floor_weights(prob_best, floor),
+        Policy::TopTwo => floor_weights(&top_two_weights(prob_best, TOP_TWO_BETA), floor),
     }
 }
 
