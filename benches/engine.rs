@@ -36,6 +36,7 @@ fn decision(c: &mut Criterion) {
         owner: uuid::Uuid::nil(),
         arms: k,
         adaptive: true,
+        policy: samplit::engine::allocator::Policy::Thompson,
         floor: 0.01,
         burn_in: 0,
         initial_weights: vec![0.1; k],

@@ -144,6 +144,12 @@ pub struct EngineConfig {
     pub loss_threshold: f64,
     /// Visitors per arm before a winner may be declared.
     pub min_sample: u64,
+    /// What `recommendation` follows: `sequential` (anytime-valid, the default) or
+    /// `bayesian` (the posterior thresholds above).
+    pub decision_rule: crate::engine::decision::DecisionRule,
+    /// Error rate of the sequential rule over all arms together (each arm's confidence
+    /// sequence is taken at alpha / arms).
+    pub sequential_alpha: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -298,6 +304,8 @@ impl Default for Config {
                 prob_best_threshold: 0.95,
                 loss_threshold: 0.001,
                 min_sample: 100,
+                decision_rule: crate::engine::decision::DecisionRule::Sequential,
+                sequential_alpha: 0.05,
             },
             writer: WriterConfig { max_batch: 2048, max_queue: 50_000 },
             webhooks: WebhooksConfig { allow_private: false, ca_file: String::new() },
@@ -424,6 +432,9 @@ impl Config {
         }
         if !(self.engine.loss_threshold > 0.0 && self.engine.loss_threshold < 1.0) {
             return Err(bad("engine.loss_threshold", "must be in (0, 1)"));
+        }
+        if !(self.engine.sequential_alpha > 0.0 && self.engine.sequential_alpha < 0.5) {
+            return Err(bad("engine.sequential_alpha", "must be in (0, 0.5)"));
         }
         if self.writer.max_batch == 0 {
             return Err(bad("writer.max_batch", "must be at least 1"));
@@ -707,6 +718,25 @@ mod tests {
             let env = [("SAMPLIT_ENGINE__PROB_BEST_THRESHOLD", bad)];
             let e = resolve(None, &env, Overrides::default()).unwrap_err();
             assert!(e.contains("engine.prob_best_threshold"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn decision_rule_and_sequential_alpha_are_checked() {
+        use crate::engine::decision::DecisionRule;
+        let c = resolve(None, &[], Overrides::default()).unwrap();
+        assert_eq!(c.engine.decision_rule, DecisionRule::Sequential);
+        assert_eq!(c.engine.sequential_alpha, 0.05);
+        let env = [("SAMPLIT_ENGINE__DECISION_RULE", "bayesian")];
+        let c = resolve(None, &env, Overrides::default()).unwrap();
+        assert_eq!(c.engine.decision_rule, DecisionRule::Bayesian);
+        let env = [("SAMPLIT_ENGINE__DECISION_RULE", "frequentist")];
+        let e = resolve(None, &env, Overrides::default()).unwrap_err();
+        assert!(e.contains("engine.decision_rule"), "{e}");
+        for bad in ["0", "0.5", "-0.1"] {
+            let env = [("SAMPLIT_ENGINE__SEQUENTIAL_ALPHA", bad)];
+            let e = resolve(None, &env, Overrides::default()).unwrap_err();
+            assert!(e.contains("engine.sequential_alpha"), "{bad}: {e}");
         }
     }
 

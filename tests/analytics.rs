@@ -182,7 +182,9 @@ fn hour_now() -> u64 {
 
 #[test]
 fn ab_analytics_agree_with_an_independent_computation() {
-    let app = TestApp::spawn();
+    // The recommendation checked at the end is the Bayesian rule's (tests/sequential.rs has
+    // the sequential one, the default).
+    let app = TestApp::spawn_with(&[("SAMPLIT_ENGINE__DECISION_RULE", "bayesian")]);
     let t = app.register("a@example.com");
     let sk = app.site_key(&t);
     let seed = "analytics-closed-form";
@@ -327,7 +329,10 @@ fn srm_flags_a_skewed_split_and_only_then() {
 
 #[test]
 fn recommendation_declares_a_clear_winner() {
-    let app = TestApp::spawn_with(&[("SAMPLIT_ENGINE__MIN_SAMPLE", "100")]);
+    let app = TestApp::spawn_with(&[
+        ("SAMPLIT_ENGINE__MIN_SAMPLE", "100"),
+        ("SAMPLIT_ENGINE__DECISION_RULE", "bayesian"),
+    ]);
     let t = app.register("a@example.com");
     let sk = app.site_key(&t);
     let exp = app.running_ab(&t, fixed_ab("winner", "analytics-winner"));
@@ -369,6 +374,7 @@ fn recommendation_stops_when_arms_are_equal() {
     let app = TestApp::spawn_with(&[
         ("SAMPLIT_ENGINE__MIN_SAMPLE", "100"),
         ("SAMPLIT_ENGINE__LOSS_THRESHOLD", "0.05"),
+        ("SAMPLIT_ENGINE__DECISION_RULE", "bayesian"),
     ]);
     let t = app.register("a@example.com");
     let sk = app.site_key(&t);

@@ -432,8 +432,9 @@ fn simulate(
         floor,
         update_every: Some(update_every),
         burn_in: None,
+        stop_rule: None,
     };
-    let plan = plan(req, loaded.config.engine.floor).map_err(app_failure)?;
+    let plan = plan(req, &loaded.config.engine).map_err(app_failure)?;
     let bar = indicatif::ProgressBar::new(plan.work());
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} visitors  {eta} left")

@@ -18,6 +18,21 @@ pub enum Decision {
     StopNoDifference,
 }
 
+/// Which rule `recommendation` (and the winner-found webhook and email) follows
+/// (`engine.decision_rule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionRule {
+    /// Anytime-valid confidence sequences (`sequential::recommend`): a declaration stays
+    /// trustworthy however often the results are looked at.
+    #[default]
+    Sequential,
+    /// The posterior thresholds (`recommend`): faster, but checking them at every look and
+    /// stopping at the first crossing declares equal arms different far more often than
+    /// 1 - `prob_best` suggests.
+    Bayesian,
+}
+
 /// When a winner may be declared, or the arms called equal.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {

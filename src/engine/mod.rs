@@ -9,6 +9,7 @@ pub mod crypto;
 pub mod decision;
 pub mod hashing;
 pub mod model;
+pub mod sequential;
 pub mod simulator;
 pub mod special;
 pub mod stats;

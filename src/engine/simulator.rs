@@ -9,7 +9,44 @@ use rand::{RngExt, SeedableRng};
 
 use super::allocator;
 use super::counting::{self, BanditState, Seen};
+use super::decision::{self, Decision, Thresholds};
 use super::hashing;
+use super::sequential;
+use super::stats::{self, BetaPosterior};
+
+/// The probability of being best at which `visitors_to_confidence` counts the truly best
+/// arm as found.
+pub const CONFIDENCE: f64 = 0.95;
+
+/// When a repetition stops: never (the whole horizon), or at the first `declare_winner` or
+/// `stop_no_difference` of the sequential or the Bayesian recommendation, checked at every
+/// weight refresh as a person watching the dashboard would.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StopRule {
+    #[default]
+    None,
+    Sequential,
+    Bayesian,
+}
+
+impl StopRule {
+    pub fn parse(s: &str) -> Option<StopRule> {
+        match s {
+            "none" => Some(StopRule::None),
+            "sequential" => Some(StopRule::Sequential),
+            "bayesian" => Some(StopRule::Bayesian),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopRule::None => "none",
+            StopRule::Sequential => "sequential",
+            StopRule::Bayesian => "bayesian",
+        }
+    }
+}
 
 pub const MAX_VISITORS: u64 = 1_000_000;
 pub const MAX_REPETITIONS: u32 = 100;
@@ -20,6 +57,8 @@ const TIMELINE_POINTS: u64 = 50;
 pub enum Strategy {
     Adaptive,
     Fixed,
+    /// Top-two Thompson sampling (`allocator::Policy::TopTwo`).
+    FastLearning,
 }
 
 impl Strategy {
@@ -27,6 +66,7 @@ impl Strategy {
         match s {
             "adaptive" => Some(Strategy::Adaptive),
             "fixed" => Some(Strategy::Fixed),
+            "fast_learning" => Some(Strategy::FastLearning),
             _ => None,
         }
     }
@@ -35,6 +75,16 @@ impl Strategy {
         match self {
             Strategy::Adaptive => "adaptive",
             Strategy::Fixed => "fixed",
+            Strategy::FastLearning => "fast_learning",
+        }
+    }
+
+    /// The weights policy of an adaptive strategy; None for the fixed split.
+    pub fn policy(self) -> Option<allocator::Policy> {
+        match self {
+            Strategy::Adaptive => Some(allocator::Policy::Thompson),
+            Strategy::FastLearning => Some(allocator::Policy::TopTwo),
+            Strategy::Fixed => None,
         }
     }
 }
@@ -45,8 +95,14 @@ pub struct Setup {
     pub visitors: u64,
     pub floor: f64,
     pub burn_in: u64,
-    /// Visitors between two weight refreshes.
+    /// Visitors between two weight refreshes (and checks of the recommendation).
     pub update_every: u64,
+    pub stop_rule: StopRule,
+    /// The Bayesian rule's thresholds (`engine.*`); `loss` and `min_sample` serve the
+    /// sequential rule too.
+    pub thresholds: Thresholds,
+    /// The sequential rule's error rate over all arms (`engine.sequential_alpha`).
+    pub alpha: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +124,12 @@ pub struct Run {
     /// Inverse-propensity estimate of each arm's rate: (1/N) Σ y / p over its visitors.
     pub ipw_rates: Vec<f64>,
     pub timeline: Vec<Point>,
+    /// Visitors when the stop rule stopped the run; None when it ran the whole horizon.
+    pub stopped_at: Option<u64>,
+    /// The arm declared the winner at the stop.
+    pub declared: Option<usize>,
+    /// Visitors when the truly best arm's P(best) first reached [`CONFIDENCE`].
+    pub confident_at: Option<u64>,
 }
 
 /// The mean over repetitions, with the standard error of the mean regret.
@@ -81,6 +143,24 @@ pub struct Summary {
     pub timeline: Vec<Point>,
     /// What the floor alone costs: floor × Σ gaps × visitors.
     pub floor_cost: f64,
+    pub stopping: Stopping,
+    /// Mean over the repetitions that got there of the visitors until the truly best arm's
+    /// P(best) first reached [`CONFIDENCE`]; None when none did.
+    pub visitors_to_confidence: Option<f64>,
+    /// The share of repetitions that got there.
+    pub confidence_share: f64,
+}
+
+/// What the stop rule did over the repetitions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stopping {
+    /// Visitors per repetition until it stopped (the horizon when it did not).
+    pub mean_visitors: f64,
+    pub stopped_share: f64,
+    pub declared_winner_share: f64,
+    /// Declarations of an arm with the highest true rate; when all rates are equal, none
+    /// is correct.
+    pub correct_winner_share: f64,
 }
 
 /// Tells the caller how many more visitors were simulated (every 10,000, then the rest) and
@@ -99,10 +179,59 @@ pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: Progress<'_>)
     let every = setup.update_every.max(1);
     let step = (setup.visitors / TIMELINE_POINTS).max(1);
     let mut timeline = Vec::with_capacity(TIMELINE_POINTS as usize + 1);
+    // The truly best arm (the first of equals) whose P(best) visitors_to_confidence follows.
+    let truth = setup.true_rates.iter().position(|&r| r == best).unwrap_or(0);
+    let names: Vec<String> = (0..k).map(|i| format!("arm {i}")).collect();
+    let (mut stopped_at, mut declared, mut confident_at) = (None, None, None);
+    let mut reported = 0u64;
     for v in 0..setup.visitors {
-        if strategy == Strategy::Adaptive && v % every == 0 && v > 0 {
-            weights =
-                allocator::adaptive_weights(&counting::arm_counts(&st), setup.floor, setup.burn_in);
+        if v % every == 0 && v > 0 {
+            // A check: the posteriors once, for the weights, the confidence and the rules.
+            let counts = counting::arm_counts(&st);
+            let posts: Vec<BetaPosterior> = counts
+                .iter()
+                .map(|c| BetaPosterior::from_counts(c.allocations, c.conversions))
+                .collect();
+            let summary = (setup.stop_rule == StopRule::Bayesian).then(|| stats::summarize(&posts));
+            let pb = match &summary {
+                Some(s) => s.iter().map(|a| a.prob_best).collect(),
+                None => stats::prob_best(&posts),
+            };
+            if confident_at.is_none() && pb[truth] >= CONFIDENCE {
+                confident_at = Some(v);
+            }
+            let allocations: Vec<u64> = counts.iter().map(|c| c.allocations).collect();
+            let rec = match (&summary, setup.stop_rule) {
+                (Some(s), _) => {
+                    Some(decision::recommend(&names, &allocations, s, &setup.thresholds))
+                }
+                (None, StopRule::Sequential) => {
+                    let ac: Vec<(u64, u64)> =
+                        counts.iter().map(|c| (c.allocations, c.conversions)).collect();
+                    let t = &setup.thresholds;
+                    Some(
+                        sequential::recommend(&names, &ac, setup.alpha, t.loss, t.min_sample)
+                            .recommendation,
+                    )
+                }
+                (None, _) => None,
+            };
+            if let Some(r) = rec
+                && r.decision != Decision::KeepRunning
+            {
+                stopped_at = Some(v);
+                declared = r.winner;
+                break;
+            }
+            if let Some(policy) = strategy.policy() {
+                weights = allocator::weights_from_prob_best(
+                    policy,
+                    &pb,
+                    &counts,
+                    setup.floor,
+                    setup.burn_in,
+                );
+            }
         }
         let n = f64::from(rng.random_range(0..10_000u32)) / 10_000.0;
         let arm = hashing::choose(n, &weights, 1.0).unwrap_or(k - 1);
@@ -122,14 +251,36 @@ pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: Progress<'_>)
                 regret,
             });
         }
-        if (v + 1) % 10_000 == 0 && !progress(10_000) {
-            return None;
+        if (v + 1) % 10_000 == 0 {
+            reported += 10_000;
+            if !progress(10_000) {
+                return None;
+            }
         }
     }
-    if !progress(setup.visitors % 10_000) {
+    // A stopped run keeps its last state for the rest of the timeline, so repetitions that
+    // stopped at different times still average point by point.
+    if let Some(at) = stopped_at {
+        let last = timeline.last().cloned().unwrap_or(Point {
+            visitors: 0,
+            allocations: vec![0.0; k],
+            conversions: 0.0,
+            regret: 0.0,
+        });
+        let mut t = (at / step + 1) * step;
+        while t <= setup.visitors {
+            timeline.push(Point { visitors: t, ..last.clone() });
+            t += step;
+        }
+        if !setup.visitors.is_multiple_of(step) && at < setup.visitors {
+            timeline.push(Point { visitors: setup.visitors, ..last });
+        }
+    }
+    if !progress(setup.visitors - reported) {
         return None;
     }
-    let n = setup.visitors.max(1) as f64;
+    // The estimate over the visitors the run saw.
+    let n = stopped_at.unwrap_or(setup.visitors).max(1) as f64;
     Some(Run {
         conversions,
         regret,
@@ -137,6 +288,9 @@ pub fn run(setup: &Setup, strategy: Strategy, seed: u64, progress: Progress<'_>)
         arm_conversions: st.arms.iter().map(|a| a.conversions).collect(),
         ipw_rates: st.arms.iter().map(|a| a.ipw_conversions / n).collect(),
         timeline,
+        stopped_at,
+        declared,
+        confident_at,
     })
 }
 
@@ -174,6 +328,11 @@ pub fn simulate(
         .collect();
     let best = setup.true_rates.iter().copied().fold(f64::MIN, f64::max);
     let gaps: f64 = setup.true_rates.iter().map(|r| best - r).sum();
+    let share = |f: &dyn Fn(&Run) -> bool| runs.iter().filter(|r| f(r)).count() as f64 / n;
+    let all_equal = setup.true_rates.iter().all(|&r| r == best);
+    let correct = |w: usize| !all_equal && setup.true_rates.get(w) == Some(&best);
+    let confident: Vec<f64> =
+        runs.iter().filter_map(|r| r.confident_at).map(|v| v as f64).collect();
     Some(Summary {
         strategy,
         conversions: mean(&|r| r.conversions as f64),
@@ -183,11 +342,20 @@ pub fn simulate(
             .map(|a| runs.iter().map(|r| r.allocations[a] as f64).sum::<f64>() / n)
             .collect(),
         timeline,
-        floor_cost: if strategy == Strategy::Adaptive {
+        floor_cost: if strategy.policy().is_some() {
             setup.floor * gaps * setup.visitors as f64
         } else {
             0.0
         },
+        stopping: Stopping {
+            mean_visitors: mean(&|r| r.stopped_at.unwrap_or(setup.visitors) as f64),
+            stopped_share: share(&|r| r.stopped_at.is_some()),
+            declared_winner_share: share(&|r| r.declared.is_some()),
+            correct_winner_share: share(&|r| r.declared.is_some_and(&correct)),
+        },
+        visitors_to_confidence: (!confident.is_empty())
+            .then(|| confident.iter().sum::<f64>() / confident.len() as f64),
+        confidence_share: confident.len() as f64 / n,
     })
 }
 
@@ -198,7 +366,16 @@ mod tests {
     fn setup(visitors: u64) -> Setup {
         let mut rates = vec![0.4; 10];
         rates[0] = 0.5;
-        Setup { true_rates: rates, visitors, floor: 0.0, burn_in: 0, update_every: 100 }
+        Setup {
+            true_rates: rates,
+            visitors,
+            floor: 0.0,
+            burn_in: 0,
+            update_every: 100,
+            stop_rule: StopRule::None,
+            thresholds: Thresholds { prob_best: 0.95, loss: 0.001, min_sample: 100 },
+            alpha: 0.05,
+        }
     }
 
     #[test]
@@ -257,6 +434,31 @@ mod tests {
         let (naive, ipw) = (naive / n, ipw / n);
         assert!(naive < -0.01, "the naive mean is biased here: {naive}");
         assert!(ipw.abs() < 0.005, "inverse-propensity bias {ipw} (naive {naive})");
+    }
+
+    /// A run stopped by its rule keeps a full timeline (its last state carried forward) and
+    /// still reports every visitor of the horizon to the progress bar.
+    #[test]
+    fn a_stopped_run_keeps_its_timeline_and_progress() {
+        let mut s = setup(30_007);
+        s.true_rates = vec![0.05, 0.5];
+        s.stop_rule = StopRule::Sequential;
+        let mut seen = 0;
+        let r = run(&s, Strategy::Fixed, 3, &mut |n| {
+            seen += n;
+            true
+        })
+        .unwrap();
+        assert_eq!(seen, 30_007);
+        let at = r.stopped_at.expect("a 45-point gap is found quickly");
+        assert!(at < 1_000 && r.declared == Some(1), "{at} {:?}", r.declared);
+        assert_eq!(r.allocations.iter().sum::<u64>(), at);
+        assert_eq!(r.timeline.len(), 51, "50 steps of 600 and the horizon");
+        assert_eq!(r.timeline.last().map(|p| p.visitors), Some(30_007));
+        assert!(r.timeline.windows(2).all(|w| w[1].visitors > w[0].visitors));
+        let unstopped = run(&setup(30_007), Strategy::Fixed, 3, &mut |_| true).unwrap();
+        assert_eq!(unstopped.timeline.len(), r.timeline.len());
+        assert!(r.confident_at.is_some_and(|c| c <= at));
     }
 
     #[test]

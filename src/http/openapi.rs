@@ -467,7 +467,7 @@ pub const ROUTES: &[Route] = &[
     r(
         "post",
         "/api/v1/simulate",
-        "Adaptive against fixed on synthetic traffic (public, rate-limited)",
+        "Adaptive, fast_learning and fixed on synthetic traffic, with an optional stop rule (public, rate-limited)",
         false,
         200,
         Some(of::<simulate::SimRequest>),

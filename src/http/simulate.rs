@@ -25,7 +25,7 @@ async fn run(
     ApiJson(req): ApiJson<SimRequest>,
 ) -> ApiResult<Json<Simulation>> {
     s.limits.simulate.check(&ip.to_string())?;
-    let plan = simulate::plan(req, s.services.config.engine.floor)?;
+    let plan = simulate::plan(req, &s.services.config.engine)?;
     if plan.refresh_work() > simulate::PUBLIC_REFRESH_BUDGET {
         return Err(AppError::validation(
             "update_every",

@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 
-use crate::engine::allocator::Weights;
+use crate::engine::allocator::{self, Weights};
 use crate::engine::model::{Allocation, ExpType, Experiment, Status};
 use crate::store::api::{ExperimentStore, UserStore};
 use crate::store::writer::ExpMeta;
@@ -37,11 +37,17 @@ impl Entry {
 
     pub fn meta(&self) -> ExpMeta {
         let k = self.exp.arm_count();
-        let adaptive = self.exp.allocation == Allocation::Adaptive;
+        let adaptive = self.exp.allocation != Allocation::Fixed;
+        let policy = if self.exp.allocation == Allocation::FastLearning {
+            allocator::Policy::TopTwo
+        } else {
+            allocator::Policy::Thompson
+        };
         ExpMeta {
             owner: self.exp.owner,
             arms: k,
             adaptive,
+            policy,
             floor: self.exp.floor,
             burn_in: self.exp.burn_in,
             initial_weights: if adaptive { vec![1.0 / k as f64; k] } else { self.fixed.w.clone() },

@@ -34,6 +34,8 @@ pub struct ExpMeta {
     pub owner: Uuid,
     pub arms: usize,
     pub adaptive: bool,
+    /// How an adaptive experiment's weights follow its results.
+    pub policy: allocator::Policy,
     pub floor: f64,
     pub burn_in: u64,
     /// The split for fixed experiments (and the start of adaptive ones).
@@ -893,8 +895,8 @@ impl Thread {
                 continue;
             }
             let Some(st) = self.states.get_mut(&exp) else { continue };
-            let w =
-                allocator::adaptive_weights(&counting::arm_counts(st), meta.floor, meta.burn_in);
+            let counts = counting::arm_counts(st);
+            let w = allocator::policy_weights(meta.policy, &counts, meta.floor, meta.burn_in);
             st.refreshed_at = now;
             // Only a material change is a new version (history row, audit entry); the
             // counters are persisted with their batch either way.
@@ -965,6 +967,7 @@ mod tests {
             owner: Uuid::nil(),
             arms: 2,
             adaptive: false,
+            policy: allocator::Policy::Thompson,
             floor: 0.0,
             burn_in: 0,
             initial_weights: vec![0.5, 0.5],

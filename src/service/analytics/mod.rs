@@ -19,8 +19,10 @@ use std::sync::Arc;
 
 pub mod simulate;
 use crate::engine::counting;
-use crate::engine::decision::{self, Decision, ElementEffects, Thresholds, rate};
+use crate::engine::decision::{self, Decision, DecisionRule, ElementEffects, Thresholds, rate};
+use crate::engine::model::Arm;
 use crate::engine::model::{Allocation, ExpType, Experiment, Status};
+use crate::engine::sequential::{self, Sequential};
 use crate::engine::stats::{self, BetaPosterior};
 use crate::error::{AppError, AppResult};
 use crate::store::records::BanditState;
@@ -45,7 +47,11 @@ pub struct Analytics {
     pub weights_version: u32,
     pub arms: Vec<ArmResult>,
     pub srm: Srm,
+    /// Follows `sequential` when `engine.decision_rule` is `sequential` (the default), the
+    /// posterior thresholds when it is `bayesian`.
     pub recommendation: RecommendationOut,
+    /// Intervals that hold at every look at once, and the decision drawn from them.
+    pub sequential: SequentialOut,
     /// Main effects per element: empty for single-element experiments.
     pub elements: Vec<ElementEffects>,
     /// Multi-element experiments only.
@@ -108,6 +114,45 @@ pub struct RecommendationOut {
     pub decision: Decision,
     pub winner_arm_id: Option<String>,
     pub reason: String,
+}
+
+/// Anytime-valid results: each arm's confidence sequence at `alpha / arms` (so all hold
+/// together with probability at least 1 - alpha, at every look and under adaptive
+/// allocation), each arm's difference from the control, and the decision they support.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SequentialOut {
+    /// The error rate over all arms together (`engine.sequential_alpha`).
+    pub alpha: f64,
+    pub arms: Vec<SequentialArm>,
+    /// One per arm other than the control.
+    pub effects: Vec<SequentialEffect>,
+    pub decision: Decision,
+    pub winner_arm_id: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SequentialArm {
+    pub arm_id: String,
+    /// `[low, high]` of the conversion rate.
+    #[schema(value_type = Vec<f64>)]
+    pub confidence_sequence: [f64; 2],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct SequentialEffect {
+    pub arm_id: String,
+    pub vs_control: Effect,
+}
+
+/// A difference of conversion rates (arm minus control).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Effect {
+    /// The difference of the observed rates.
+    pub estimate: f64,
+    /// `[low, high]`, anytime-valid.
+    #[schema(value_type = Vec<f64>)]
+    pub interval: [f64; 2],
 }
 
 /// Whether the elements of a multi-element experiment interact.
@@ -265,7 +310,22 @@ impl Analysis {
             loss: self.config.engine.loss_threshold,
             min_sample: self.config.engine.min_sample,
         };
-        let rec = decision::recommend(&names, &allocations, &summary, &t);
+        let bayes = decision::recommend(&names, &allocations, &summary, &t);
+        let counts: Vec<(u64, u64)> =
+            state.arms.iter().map(|a| (a.allocations, a.conversions)).collect();
+        let engine = &self.config.engine;
+        let seq = sequential::recommend(
+            &names,
+            &counts,
+            engine.sequential_alpha,
+            engine.loss_threshold,
+            engine.min_sample,
+        );
+        let sequential = sequential_out(&arms, control, &counts, &seq);
+        let rec = match engine.decision_rule {
+            DecisionRule::Sequential => seq.recommendation,
+            DecisionRule::Bayesian => bayes,
+        };
 
         let (elements, interaction) = if exp.elements.len() > 1 {
             let m = decision::element_effects(exp, state, &summary);
@@ -293,6 +353,7 @@ impl Analysis {
                 winner_arm_id: rec.winner.map(|w| arms[w].id.clone()),
                 reason: rec.reason,
             },
+            sequential,
             elements,
             interaction,
         }
@@ -344,5 +405,45 @@ impl Analysis {
             out.push(TimeBucket { start: rfc3339(start * 3_600_000), arms: arm_rows });
         }
         Ok(Timeseries { experiment_id: id, bucket: bucket.to_string(), buckets: out })
+    }
+}
+
+/// The `sequential` block from the engine's sequences.
+fn sequential_out(
+    arms: &[Arm],
+    control: usize,
+    counts: &[(u64, u64)],
+    seq: &Sequential,
+) -> SequentialOut {
+    let cs = &seq.intervals;
+    let effects = (0..arms.len())
+        .filter(|&i| i != control)
+        .map(|i| {
+            // The difference of two sequences each at alpha / K: it holds whenever both do,
+            // so at every look and under adaptive allocation. Conservative (wider than an
+            // interval built for the difference itself), but needs no propensity model.
+            let (lo, hi) = sequential::difference_interval(cs[i], cs[control]);
+            let estimate =
+                rate(counts[i].0, counts[i].1) - rate(counts[control].0, counts[control].1);
+            SequentialEffect {
+                arm_id: arms[i].id.clone(),
+                vs_control: Effect { estimate, interval: [lo, hi] },
+            }
+        })
+        .collect();
+    SequentialOut {
+        alpha: seq.alpha,
+        arms: arms
+            .iter()
+            .zip(cs)
+            .map(|(a, &(lo, hi))| SequentialArm {
+                arm_id: a.id.clone(),
+                confidence_sequence: [lo, hi],
+            })
+            .collect(),
+        effects,
+        decision: seq.recommendation.decision,
+        winner_arm_id: seq.recommendation.winner.map(|w| arms[w].id.clone()),
+        reason: seq.recommendation.reason.clone(),
     }
 }

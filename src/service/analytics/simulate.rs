@@ -4,7 +4,11 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::engine::simulator::{self, MAX_ARMS, MAX_REPETITIONS, MAX_VISITORS, Setup, Strategy};
+use crate::config::EngineConfig;
+use crate::engine::decision::Thresholds;
+use crate::engine::simulator::{
+    self, MAX_ARMS, MAX_REPETITIONS, MAX_VISITORS, Setup, StopRule, Strategy,
+};
 use crate::error::{AppError, AppResult};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
@@ -33,6 +37,10 @@ pub struct SimRequest {
     pub update_every: Option<u64>,
     #[serde(default)]
     pub burn_in: Option<u64>,
+    /// `none` (the default), `sequential` or `bayesian`: a repetition stops at that rule's
+    /// first `declare_winner` or `stop_no_difference`, checked at every refresh.
+    #[serde(default)]
+    pub stop_rule: Option<String>,
 }
 
 /// Visitors between posterior refreshes when the request does not say: about what the
@@ -48,10 +56,11 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Weight refreshes × arms: what the adaptive strategy's exact quadrature costs.
+    /// Checks × arms: what the exact quadrature costs. Every strategy computes P(best) at
+    /// every check (for `visitors_to_confidence` and the stop rule; the adaptive ones reuse
+    /// it for their weights).
     pub fn refresh_work(&self) -> u64 {
-        let adaptive = self.strategies.contains(&Strategy::Adaptive) as u64;
-        adaptive
+        self.strategies.len() as u64
             * (self.setup.visitors / self.setup.update_every.max(1))
             * u64::from(self.repetitions)
             * self.setup.true_rates.len() as u64
@@ -67,7 +76,10 @@ impl Plan {
 /// a minute of one core. The CLI has no such bound.
 pub const PUBLIC_REFRESH_BUDGET: u64 = 20_000_000;
 
-pub fn plan(req: SimRequest, default_floor: f64) -> AppResult<Plan> {
+/// Validates a request; `engine` gives the default floor and the thresholds of the stop
+/// rules (the server's own, so a simulated stop is the recommendation's).
+pub fn plan(req: SimRequest, engine: &EngineConfig) -> AppResult<Plan> {
+    let default_floor = engine.floor;
     if req.arms.len() < 2 || req.arms.len() > MAX_ARMS {
         return Err(AppError::validation("arms", format!("needs 2 to {MAX_ARMS} arms")));
     }
@@ -96,17 +108,29 @@ pub fn plan(req: SimRequest, default_floor: f64) -> AppResult<Plan> {
     }
     let names_in = req.strategies.unwrap_or_else(|| vec!["adaptive".into(), "fixed".into()]);
     if names_in.is_empty() {
-        return Err(AppError::validation("strategies", "needs at least one of adaptive, fixed"));
+        return Err(AppError::validation(
+            "strategies",
+            "needs at least one of adaptive, fixed, fast_learning",
+        ));
     }
     let mut strategies = Vec::new();
     for (i, s) in names_in.iter().enumerate() {
         let st = Strategy::parse(s).ok_or_else(|| {
-            AppError::validation(format!("strategies[{i}]"), "must be adaptive or fixed")
+            AppError::validation(
+                format!("strategies[{i}]"),
+                "must be adaptive, fixed or fast_learning",
+            )
         })?;
         if !strategies.contains(&st) {
             strategies.push(st);
         }
     }
+    let stop_rule = match req.stop_rule.as_deref() {
+        None => StopRule::None,
+        Some(s) => StopRule::parse(s).ok_or_else(|| {
+            AppError::validation("stop_rule", "must be none, sequential or bayesian")
+        })?,
+    };
     let names = req
         .arms
         .iter()
@@ -120,6 +144,13 @@ pub fn plan(req: SimRequest, default_floor: f64) -> AppResult<Plan> {
             floor,
             burn_in: req.burn_in.unwrap_or(0),
             update_every,
+            stop_rule,
+            thresholds: Thresholds {
+                prob_best: engine.prob_best_threshold,
+                loss: engine.loss_threshold,
+                min_sample: engine.min_sample,
+            },
+            alpha: engine.sequential_alpha,
         },
         strategies,
         seed: req.seed.unwrap_or_else(rand::random),
@@ -133,6 +164,7 @@ pub fn plan(req: SimRequest, default_floor: f64) -> AppResult<Plan> {
 pub enum StrategyName {
     Adaptive,
     Fixed,
+    FastLearning,
 }
 
 impl From<Strategy> for StrategyName {
@@ -140,6 +172,7 @@ impl From<Strategy> for StrategyName {
         match s {
             Strategy::Adaptive => StrategyName::Adaptive,
             Strategy::Fixed => StrategyName::Fixed,
+            Strategy::FastLearning => StrategyName::FastLearning,
         }
     }
 }
@@ -163,7 +196,26 @@ pub struct StrategyResult {
     pub allocations: Vec<f64>,
     /// What the floor alone costs: floor × Σ gaps × visitors.
     pub floor_cost: f64,
+    /// After a stop, a repetition's points keep its state at the stop.
     pub timeline: Vec<TimelinePoint>,
+    pub stopping: StoppingOut,
+    /// Mean visitors (over the repetitions that got there) until the truly best arm's
+    /// probability of being best first reached 0.95; null when none did.
+    pub visitors_to_confidence: Option<f64>,
+    /// The share of repetitions in which it got there.
+    pub confidence_share: f64,
+}
+
+/// What the stop rule did (all zero shares and the horizon under `none`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StoppingOut {
+    /// Visitors per repetition until it stopped (the horizon when it did not).
+    pub mean_visitors: f64,
+    pub stopped_share: f64,
+    pub declared_winner_share: f64,
+    /// Declarations of the arm with the highest true rate (every declaration is wrong when
+    /// all rates are equal).
+    pub correct_winner_share: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -181,6 +233,8 @@ pub struct Simulation {
     pub seed: u64,
     pub floor: f64,
     pub update_every: u64,
+    /// `none`, `sequential` or `bayesian`.
+    pub stop_rule: String,
     pub results: Vec<StrategyResult>,
 }
 
@@ -210,6 +264,14 @@ pub fn execute(plan: &Plan, progress: simulator::Progress<'_>) -> Option<Simulat
                 allocations: r.allocations,
                 floor_cost: r.floor_cost,
                 timeline,
+                stopping: StoppingOut {
+                    mean_visitors: r.stopping.mean_visitors,
+                    stopped_share: r.stopping.stopped_share,
+                    declared_winner_share: r.stopping.declared_winner_share,
+                    correct_winner_share: r.stopping.correct_winner_share,
+                },
+                visitors_to_confidence: r.visitors_to_confidence,
+                confidence_share: r.confidence_share,
             })
         })
         .collect::<Option<_>>()?;
@@ -225,6 +287,7 @@ pub fn execute(plan: &Plan, progress: simulator::Progress<'_>) -> Option<Simulat
         seed: plan.seed,
         floor: plan.setup.floor,
         update_every: plan.setup.update_every,
+        stop_rule: plan.setup.stop_rule.as_str().to_string(),
         results,
     })
 }
