@@ -281,15 +281,22 @@ fn real_answers_fit_the_documented_schemas() {
     let mid = m.body["id"].as_str().unwrap().to_string();
     app.post(&format!("/api/v1/experiments/{mid}/start"), t, &json!({}));
 
+    // The experiment takes 90% of visitors (its seed is its random id), so the repeated
+    // conversion is one that was recorded, not simply u0's.
+    let mut converted = None;
     for u in 0..40 {
         let b = json!({"site_key": site, "experiment_id": id, "user_id": format!("u{u}")});
         post(&mut c, "/api/v1/tracker/assign", "/api/v1/tracker/assign", None, b);
         if u % 3 == 0 {
             let b = json!({"site_key": site, "experiment_id": id, "user_id": format!("u{u}"), "value": 9.5});
-            post(&mut c, "/api/v1/tracker/convert", "/api/v1/tracker/convert", None, b);
+            let r = post(&mut c, "/api/v1/tracker/convert", "/api/v1/tracker/convert", None, b);
+            if r.body["recorded"] == true && converted.is_none() {
+                converted = Some(format!("u{u}"));
+            }
         }
     }
-    let dup = json!({"site_key": site, "experiment_id": id, "user_id": "u0"});
+    let converted = converted.expect("some of 14 visitors converted");
+    let dup = json!({"site_key": site, "experiment_id": id, "user_id": converted});
     let r = post(&mut c, "/api/v1/tracker/convert", "/api/v1/tracker/convert", None, dup);
     assert_eq!(r.body["reason"], "duplicate");
     let page = json!({"site_key": site, "user_id": "u1", "url": "https://shop.example/"});
