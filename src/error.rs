@@ -79,6 +79,8 @@ error_codes! {
     ExportTarget => "EXPORT_TARGET_FAILED", 502;
     /// The mail server refused or could not be reached: a bad gateway.
     SmtpFailed => "SMTP_FAILED", 502;
+    /// The page an installation check asked for could not be fetched (refused, timed out).
+    FetchFailed => "FETCH_FAILED", 502;
     Internal => "INTERNAL", 500;
 }
 
@@ -125,7 +127,10 @@ impl AppError {
     pub fn body(&self, production: bool) -> Value {
         let hide = production
             && self.status() >= 500
-            && !matches!(self.code, Code::StateUnreadable | Code::ServerBusy | Code::SmtpFailed);
+            && !matches!(
+                self.code,
+                Code::StateUnreadable | Code::ServerBusy | Code::SmtpFailed | Code::FetchFailed
+            );
         let message = if hide { "internal server error".to_string() } else { self.message.clone() };
         let mut err = json!({ "code": self.code.as_str(), "message": message });
         if let (Some(d), false) = (&self.details, hide) {

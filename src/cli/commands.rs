@@ -587,6 +587,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), Failure> {
     // Before opening anything: a bad webhooks.ca_file stops the start with its name.
     let webhook_client = crate::service::outbound::client(&config)?;
     let services = Services::open(config).await?;
+    services.integrations.set_client(webhook_client.clone());
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod campaigns;
 pub mod experiments;
 pub mod extract;
+pub mod integrations;
 pub mod limits;
 pub mod meta;
 pub mod notifications;
@@ -105,6 +106,7 @@ pub fn app(state: AppState) -> Router {
         .max_age(std::time::Duration::from_secs(86_400));
     let mut api = Router::new()
         .merge(account::router())
+        .merge(integrations::router())
         .merge(experiments::router())
         .merge(campaigns::router())
         .merge(analytics::router())
@@ -130,11 +132,12 @@ pub fn app(state: AppState) -> Router {
         .merge(campaigns::public_router())
         .merge(ops::router())
         .fallback(assets::serve)
-        // An XLSX is a zip of deflated parts already: gzip would only spend CPU on it.
+        // An XLSX (or the plugin zip) is deflated parts already: gzip would only spend CPU on it.
         .layer(
             CompressionLayer::new().compress_when(
                 DefaultPredicate::new()
-                    .and(NotForContentType::const_new(crate::service::xlsx::CONTENT_TYPE)),
+                    .and(NotForContentType::const_new(crate::service::xlsx::CONTENT_TYPE))
+                    .and(NotForContentType::const_new(integrations::ZIP)),
             ),
         );
     Router::new()

@@ -6,7 +6,7 @@
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
-use crate::http::{account, campaigns, experiments, ops, tracker, webhooks};
+use crate::http::{account, campaigns, experiments, integrations, ops, tracker, webhooks};
 use crate::service::{
     accounts as auth, analytics, audit, experiments as exps, simulate, tracker as trk,
 };
@@ -206,6 +206,31 @@ pub const ROUTES: &[Route] = &[
         200,
         None,
         Some(of::<auth::Installation>),
+    ),
+    r(
+        "post",
+        "/api/v1/installations/verify",
+        "Fetch a page server-side and look for the caller's snippet",
+        true,
+        200,
+        Some(of::<integrations::VerifyBody>),
+        Some(of::<crate::service::integrations::Verification>),
+    ),
+    raw(
+        "get",
+        "/api/v1/integrations/wordpress.zip",
+        "A WordPress plugin that adds the caller's snippet to every page",
+        true,
+        "application/zip",
+    ),
+    r(
+        "get",
+        "/api/v1/integrations/shopify",
+        "The snippet and where to paste it in a Shopify theme",
+        true,
+        200,
+        None,
+        Some(of::<crate::service::integrations::ShopifySteps>),
     ),
     r(
         "get",

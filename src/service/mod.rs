@@ -14,6 +14,7 @@ pub mod campaigns;
 pub mod catalog;
 pub mod experiments;
 pub mod exports;
+pub mod integrations;
 pub mod notifications;
 pub mod outbound;
 pub mod overview;
@@ -67,6 +68,7 @@ pub struct Services {
     pub exports: exports::Exports,
     pub admin: admin::Admin,
     pub overview: overview::Overviews,
+    pub integrations: integrations::Integrations,
     store: Store,
     writer: Writer,
     catalog: Arc<Catalog>,
@@ -177,6 +179,7 @@ impl Services {
             analytics: analytics.clone(),
             exports: exports.clone(),
         });
+        let integrations = integrations::Integrations::new(config.clone());
         let services = Arc::new(Services {
             config,
             accounts,
@@ -190,6 +193,7 @@ impl Services {
             exports,
             admin,
             overview: overview::Overviews::new(store.clone(), writer.clone(), catalog.clone()),
+            integrations,
             store,
             writer,
             catalog,

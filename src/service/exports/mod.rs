@@ -21,6 +21,7 @@ pub mod csv_dump;
 pub mod datasets;
 pub mod pg_export;
 pub mod xlsx;
+pub mod zip;
 use crate::engine::model::Arm;
 use crate::error::{AppError, AppResult};
 use crate::store::Store;
