@@ -354,6 +354,14 @@ fn real_answers_fit_the_documented_schemas() {
     assert_eq!(v.body["verified"], true, "{}", v.text);
     let o = get(&mut c, "/api/v1/overview", "/api/v1/overview", t);
     assert_eq!(o.body["experiments"]["completed"], 1, "{}", o.text);
+    // The installation check fetches a page on loopback (private addresses are allowed
+    // here): the dashboard's own page, which carries no site snippet.
+    let page = json!({"url": format!("{}/", app.base)});
+    let r = post(&mut c, "/api/v1/installations/verify", "/api/v1/installations/verify", t, page);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["site_key_matches"], false, "{}", r.text);
+    let r = get(&mut c, "/api/v1/integrations/shopify", "/api/v1/integrations/shopify", t);
+    assert!(r.body["snippet"].as_str().is_some_and(|s| s.contains("<script")), "{}", r.text);
     let sim = json!({"arms": [{"name": "A", "true_rate": 0.05}, {"true_rate": 0.07}],
                      "visitors": 2000, "seed": 7});
     post(&mut c, "/api/v1/simulate", "/api/v1/simulate", None, sim);
