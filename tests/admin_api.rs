@@ -8,8 +8,6 @@ mod common;
 use common::{TestApp, ab_body};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
-use std::io::{BufReader, Write};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Creates a member (password "member pass") as `admin` and logs them in.
@@ -101,33 +99,11 @@ fn audit_verify_says_verified_until_an_entry_is_tampered_with() {
     assert_eq!(all.body["broken"].as_array().unwrap().len(), 1, "{}", all.text);
 }
 
-/// A receiver on 127.0.0.1 that answers 200 and sends each request it gets.
-fn receiver() -> (String, mpsc::Receiver<common::http_request::Request>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            let Some(req) = common::http_request::read_request(BufReader::new(&mut s)) else {
-                continue;
-            };
-            let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = s.flush();
-            if tx.send(req).is_err() {
-                return;
-            }
-        }
-    });
-    (url, rx)
-}
-
 #[test]
 fn a_webhook_test_event_arrives_signed() {
     let app = TestApp::spawn_with(&[("SAMPLIT_OUTBOUND__ALLOW_PRIVATE", "true")]);
     let t = app.register("a@example.com");
-    let (url, got) = receiver();
+    let (url, got) = common::http_request::receiver();
     let h = app.post(
         "/api/v1/webhooks",
         Some(&t),

@@ -16,34 +16,10 @@ use common::{TestApp, ab_body};
 use hmac::{Hmac, KeyInit, Mac};
 use page::{click_centered as click, *};
 use serde_json::json;
-use std::io::{BufReader, Write};
-use std::sync::mpsc;
 use std::time::Duration;
 
 const EMAIL: &str = "owner@example.com";
 const PASSWORD: &str = "correct horse battery";
-
-/// A receiver on 127.0.0.1 that answers 200 and hands over each request.
-fn receiver() -> (String, mpsc::Receiver<common::http_request::Request>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut s) = stream else { continue };
-            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-            let Some(req) = common::http_request::read_request(BufReader::new(&mut s)) else {
-                continue;
-            };
-            let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = s.flush();
-            if tx.send(req).is_err() {
-                return;
-            }
-        }
-    });
-    (url, rx)
-}
 
 /// The owner's account with experiments in every status and traffic on the running one
 /// (B converts at 30 %, the control at 5 %). Returns the admin's token.
@@ -130,7 +106,7 @@ async fn check_audit(b: &Browser, tag: &str) {
 async fn check_webhooks(b: &Browser, tag: &str) {
     nav_to(b, "nav-webhooks").await;
     el(b, "[data-testid=webhook-form]").await;
-    let (url, got) = receiver();
+    let (url, got) = common::http_request::receiver();
     type_into(b, "[data-testid=webhook-url]", &url).await;
     click(b, "[data-testid=create-webhook]").await;
     let secret = text(b, "[data-testid=webhook-secret]").await;

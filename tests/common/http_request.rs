@@ -42,3 +42,27 @@ pub fn read_request(mut reader: impl BufRead) -> Option<Request> {
     let _ = reader.take(len as u64).read_to_end(&mut body);
     Some(Request { headers, body })
 }
+
+/// A receiver on 127.0.0.1 that answers 200 to each request and hands it over: the URL to
+/// point a webhook at, and the requests as they arrive.
+pub fn receiver() -> (String, std::sync::mpsc::Receiver<Request>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+            let Some(req) = read_request(std::io::BufReader::new(&mut s)) else {
+                continue;
+            };
+            let _ = write!(s, "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = s.flush();
+            if tx.send(req).is_err() {
+                return;
+            }
+        }
+    });
+    (url, rx)
+}
